@@ -1,0 +1,223 @@
+"""/ngsi-ld/v1/entities and its attribute sub-resources: parse, call the broker, render."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sinergia.api.http import (
+    GEO_JSON,
+    CallContext,
+    json_body,
+    json_response,
+    negotiate,
+    no_content,
+    plain_json,
+    request_context,
+    tenant_of,
+)
+from sinergia.api.params import entity_query, options_of, render_options
+from sinergia.api.runtime import runtime
+from sinergia.ngsild.entity import is_uri, parse_attribute, parse_attributes, parse_entity
+from sinergia.ngsild.errors import BadRequestData
+from sinergia.ngsild.render import render_entity, render_feature, render_feature_collection
+from sinergia.ngsild.updates import NotUpdated
+
+BASE = "/ngsi-ld/v1"
+
+
+def _entity_id(request: Request) -> str:
+    entity_id: str = request.path_params["entity_id"]
+    if not is_uri(entity_id):
+        raise BadRequestData(f"Entity id {entity_id[:200]!r} is not a URI")
+    return entity_id
+
+
+async def _read_call(request: Request, *, geojson: bool = True) -> CallContext:
+    rt = runtime(request)
+    accept = negotiate(request, geojson=geojson)
+    return CallContext(tenant_of(request), await request_context(request, rt.contexts), accept)
+
+
+async def create_entity(request: Request) -> Response:
+    rt = runtime(request)
+    tenant = tenant_of(request)
+    body, ctx = await json_body(request, rt.contexts, rt.settings.max_body_bytes)
+    entity = parse_entity(body, ctx)
+    await rt.entities.create(tenant, entity)
+    return Response(status_code=201,
+                    headers={"Location": f"{BASE}/entities/{quote(entity['id'], safe=':')}"})
+
+
+async def query_entities(request: Request) -> Response:
+    rt = runtime(request)
+    call = await _read_call(request)
+    params = request.query_params
+    query = entity_query(params, call.ctx, default_limit=rt.settings.default_limit)
+    opts = render_options(params, call.ctx)
+    result = await rt.entities.query(call.tenant, query)
+    headers = pagination_headers(request, query.limit, query.offset, len(result.entities),
+                                 result.count)
+    if call.accept == GEO_JSON:
+        return plain_json(render_feature_collection(result.entities, call.ctx, opts),
+                          headers=headers, media_type=GEO_JSON)
+    rendered = [render_entity(e, call.ctx, opts) for e in result.entities]
+    return json_response(rendered, call, headers=headers)
+
+
+def pagination_headers(request: Request, limit: int, offset: int, returned: int,
+                       count: int | None) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if count is not None:
+        headers["NGSILD-Results-Count"] = str(count)
+    links = []
+    base = dict(request.query_params)
+    more = returned == limit and limit > 0 and (count is None or offset + limit < count)
+    if more:
+        links.append(f'<{request.url.path}?{urlencode({**base, "offset": offset + limit})}>;'
+                     ' rel="next"')
+    if offset > 0 and limit > 0:
+        prev = max(0, offset - limit)
+        links.append(f'<{request.url.path}?{urlencode({**base, "offset": prev})}>; rel="prev"')
+    if links:
+        headers["Link"] = ", ".join(links)
+    return headers
+
+
+async def retrieve_entity(request: Request) -> Response:
+    rt = runtime(request)
+    call = await _read_call(request)
+    entity = await rt.entities.retrieve(call.tenant, _entity_id(request))
+    opts = render_options(request.query_params, call.ctx)
+    if call.accept == GEO_JSON:
+        return plain_json(render_feature(entity, call.ctx, opts), media_type=GEO_JSON)
+    return json_response(render_entity(entity, call.ctx, opts), call)
+
+
+async def replace_entity(request: Request) -> Response:
+    rt = runtime(request)
+    tenant = tenant_of(request)
+    entity_id = _entity_id(request)
+    body, ctx = await json_body(request, rt.contexts, rt.settings.max_body_bytes)
+    if isinstance(body, dict):
+        body.setdefault("id", entity_id)
+    entity = parse_entity(body, ctx)
+    if entity["id"] != entity_id:
+        raise BadRequestData("The id in the body differs from the id in the URL")
+    await rt.entities.replace(tenant, entity_id, entity)
+    return no_content()
+
+
+async def merge_entity(request: Request) -> Response:
+    rt = runtime(request)
+    tenant = tenant_of(request)
+    entity_id = _entity_id(request)
+    body, ctx = await json_body(request, rt.contexts, rt.settings.max_body_bytes,
+                                merge_patch=True)
+    if isinstance(body, dict):
+        if body.get("id", entity_id) != entity_id:
+            raise BadRequestData("The id in the body differs from the id in the URL")
+        body["id"] = entity_id
+    patch = parse_entity(body, ctx, require_type=False)
+    await rt.entities.merge(tenant, entity_id, patch)
+    return no_content()
+
+
+async def delete_entity(request: Request) -> Response:
+    rt = runtime(request)
+    await rt.entities.delete(tenant_of(request), _entity_id(request))
+    return no_content()
+
+
+def _partial(not_updated: list[NotUpdated], updated: list[str], call_ctx: Any) -> Response:
+    if not not_updated:
+        return no_content()
+    body = {"updated": [call_ctx.compact(a) for a in updated],
+            "notUpdated": [{"attributeName": call_ctx.compact(n.attribute), "reason": n.reason}
+                           for n in not_updated]}
+    return plain_json(body, status=207)
+
+
+async def append_attrs(request: Request) -> Response:
+    rt = runtime(request)
+    tenant = tenant_of(request)
+    entity_id = _entity_id(request)
+    body, ctx = await json_body(request, rt.contexts, rt.settings.max_body_bytes)
+    attrs = parse_attributes(body, ctx, allow_entity_members=True)
+    no_overwrite = "noOverwrite" in options_of(request.query_params)
+    report = await rt.entities.append_attrs(tenant, entity_id, attrs, no_overwrite=no_overwrite)
+    failed = {n.attribute for n in report}
+    return _partial(report, [a for a in attrs if a not in failed], ctx)
+
+
+async def update_attrs(request: Request) -> Response:
+    rt = runtime(request)
+    tenant = tenant_of(request)
+    entity_id = _entity_id(request)
+    body, ctx = await json_body(request, rt.contexts, rt.settings.max_body_bytes)
+    attrs = parse_attributes(body, ctx, allow_entity_members=True)
+    report = await rt.entities.update_attrs(tenant, entity_id, attrs)
+    failed = {n.attribute for n in report}
+    return _partial(report, [a for a in attrs if a not in failed], ctx)
+
+
+async def patch_attr(request: Request) -> Response:
+    rt = runtime(request)
+    tenant = tenant_of(request)
+    entity_id = _entity_id(request)
+    body, ctx = await json_body(request, rt.contexts, rt.settings.max_body_bytes)
+    name = request.path_params["attr"]
+    if not isinstance(body, dict):
+        raise BadRequestData("The body must be a JSON object (an attribute fragment)")
+    body = {k: v for k, v in body.items() if k != "@context"}
+    instances = parse_attribute(name, body, ctx)
+    if len(instances) != 1:
+        raise BadRequestData("A partial attribute update takes one attribute instance")
+    await rt.entities.patch_attr(tenant, entity_id, ctx.expand(name), instances[0])
+    return no_content()
+
+
+async def replace_attr(request: Request) -> Response:
+    rt = runtime(request)
+    tenant = tenant_of(request)
+    entity_id = _entity_id(request)
+    body, ctx = await json_body(request, rt.contexts, rt.settings.max_body_bytes)
+    name = request.path_params["attr"]
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if k != "@context"}
+    instances = parse_attribute(name, body, ctx)
+    await rt.entities.replace_attr(tenant, entity_id, ctx.expand(name), instances)
+    return no_content()
+
+
+async def delete_attr(request: Request) -> Response:
+    rt = runtime(request)
+    tenant = tenant_of(request)
+    entity_id = _entity_id(request)
+    ctx = await request_context(request, rt.contexts)
+    params = request.query_params
+    await rt.entities.delete_attr(
+        tenant, entity_id, ctx.expand(request.path_params["attr"]),
+        dataset_id=params.get("datasetId"),
+        delete_all=params.get("deleteAll", "false").lower() == "true")
+    return no_content()
+
+
+routes = [
+    Route(f"{BASE}/entities", query_entities, methods=["GET"]),
+    Route(f"{BASE}/entities", create_entity, methods=["POST"]),
+    Route(f"{BASE}/entities/{{entity_id:path}}/attrs/{{attr}}", patch_attr, methods=["PATCH"]),
+    Route(f"{BASE}/entities/{{entity_id:path}}/attrs/{{attr}}", replace_attr, methods=["PUT"]),
+    Route(f"{BASE}/entities/{{entity_id:path}}/attrs/{{attr}}", delete_attr,
+          methods=["DELETE"]),
+    Route(f"{BASE}/entities/{{entity_id:path}}/attrs", append_attrs, methods=["POST"]),
+    Route(f"{BASE}/entities/{{entity_id:path}}/attrs", update_attrs, methods=["PATCH"]),
+    Route(f"{BASE}/entities/{{entity_id:path}}", retrieve_entity, methods=["GET"]),
+    Route(f"{BASE}/entities/{{entity_id:path}}", replace_entity, methods=["PUT"]),
+    Route(f"{BASE}/entities/{{entity_id:path}}", merge_entity, methods=["PATCH"]),
+    Route(f"{BASE}/entities/{{entity_id:path}}", delete_entity, methods=["DELETE"]),
+]

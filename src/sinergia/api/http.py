@@ -1,0 +1,207 @@
+"""The NGSI-LD HTTP conventions every endpoint shares: tenant header, body reading with a size
+limit, JSON-LD @context from the Link header or the body, content negotiation, and JSON
+responses with the context as a Link header or an ``@context`` member."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sinergia.ngsild.context import Context, ContextResolver
+from sinergia.ngsild.errors import (
+    BadRequestData,
+    InvalidRequest,
+    NotAcceptable,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+from sinergia.ngsild.model import CORE_CONTEXT_URL
+
+JSON: Final = "application/json"
+JSON_LD: Final = "application/ld+json"
+GEO_JSON: Final = "application/geo+json"
+MERGE_PATCH: Final = "application/merge-patch+json"
+CONTEXT_REL: Final = "http://www.w3.org/ns/json-ld#context"
+TENANT_HEADER: Final = "ngsild-tenant"
+
+_TENANT_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+_LINK_RE = re.compile(r'<([^>]*)>\s*((?:;\s*[^;,]+)*)')
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """What every handler needs to know about the call, besides its own parameters."""
+
+    tenant: str
+    ctx: Context
+    accept: str
+
+
+def tenant_of(request: Request) -> str:
+    tenant = request.headers.get(TENANT_HEADER, "")
+    if tenant and not _TENANT_RE.match(tenant):
+        raise BadRequestData(
+            "NGSILD-Tenant must be 1-64 letters, digits, '_' or '-'; got " + repr(tenant[:80]))
+    return tenant
+
+
+def link_context_url(request: Request) -> str | None:
+    """The @context URL of a ``Link`` header with the JSON-LD context relation, if any."""
+    header = request.headers.get("link")
+    if not header:
+        return None
+    for match in _LINK_RE.finditer(header):
+        url, params = match.group(1).strip(), match.group(2)
+        if CONTEXT_REL in params:
+            if not url:
+                raise BadRequestData("The Link header names an empty @context URL")
+            return url
+    return None
+
+
+def negotiate(request: Request, *, geojson: bool = False) -> str:
+    """The response media type from ``Accept`` (406 when nothing we produce is acceptable)."""
+    header = request.headers.get("accept")
+    if not header:
+        return JSON
+    offers = [JSON, JSON_LD, GEO_JSON] if geojson else [JSON, JSON_LD]
+    best, best_q = None, 0.0
+    for position, part in enumerate(header.split(",")):
+        fields = [f.strip() for f in part.split(";")]
+        media = fields[0].lower()
+        quality = 1.0
+        for param in fields[1:]:
+            if param.startswith("q="):
+                try:
+                    quality = float(param[2:])
+                except ValueError:
+                    quality = 0.0
+        if media in ("*/*", "application/*"):
+            candidate = JSON
+        elif media in offers:
+            candidate = media
+        else:
+            continue
+        # Earlier entries win ties, so "application/ld+json, */*" gives JSON-LD.
+        score = quality - position * 1e-6
+        if quality > 0 and score > best_q:
+            best, best_q = candidate, score
+    if best is None:
+        raise NotAcceptable(f"Accept {header!r} names no representation this endpoint "
+                            f"produces ({', '.join(offers)})")
+    return best
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > max_bytes:
+        raise PayloadTooLarge(f"The body has {length} bytes; the limit is {max_bytes}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"The body exceeds the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(raw: bytes) -> Any:
+    if not raw.strip():
+        raise InvalidRequest("The request body is empty; a JSON document was expected")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
+
+
+async def json_body(request: Request, resolver: ContextResolver, max_bytes: int,
+                    *, merge_patch: bool = False) -> tuple[Any, Context]:
+    """Read and parse a JSON body and find its @context per the NGSI-LD rules."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    allowed = (JSON, JSON_LD, MERGE_PATCH) if merge_patch else (JSON, JSON_LD)
+    if media not in allowed:
+        raise UnsupportedMediaType(
+            f"Content-Type {media or '(none)'!r} is not supported; use {' or '.join(allowed)}")
+    body = parse_json(await read_body(request, max_bytes))
+    link = link_context_url(request)
+    if media == JSON_LD:
+        if link is not None:
+            raise BadRequestData("With Content-Type application/ld+json the @context goes in "
+                                 "the body; a JSON-LD Link header is not allowed too")
+        source = _body_context(body)
+        if source is None:
+            raise BadRequestData("Content-Type application/ld+json requires an @context "
+                                 "member in the body")
+    else:
+        source = link
+    return body, await resolver.resolve(source)
+
+
+def _body_context(body: Any) -> Any:
+    if isinstance(body, dict):
+        return body.get("@context")
+    if isinstance(body, list) and body and all(isinstance(i, dict) for i in body):
+        # batch bodies: every entity carries its own @context; they must agree to share one
+        contexts = [item.get("@context") for item in body]
+        first = contexts[0]
+        if first is not None and all(c == first for c in contexts):
+            return first
+    return None
+
+
+async def request_context(request: Request, resolver: ContextResolver) -> Context:
+    """The @context of a request without a body (GET, DELETE): from the Link header."""
+    return await resolver.resolve(link_context_url(request))
+
+
+def context_url(ctx: Context) -> str:
+    source = ctx.source
+    if isinstance(source, str):
+        return source
+    if isinstance(source, list) and len(source) == 1 and isinstance(source[0], str):
+        return str(source[0])
+    return CORE_CONTEXT_URL
+
+
+def link_header(ctx: Context) -> str:
+    return f'<{context_url(ctx)}>; rel="{CONTEXT_REL}"; type="{JSON_LD}"'
+
+
+def with_context(body: Any, ctx: Context, accept: str) -> Any:
+    """Add ``@context`` to each object of the body when the client accepts JSON-LD."""
+    if accept != JSON_LD:
+        return body
+    source = ctx.source if ctx.source is not None else CORE_CONTEXT_URL
+    if isinstance(body, dict):
+        return {**body, "@context": source}
+    if isinstance(body, list):
+        return [{**item, "@context": source} if isinstance(item, dict) else item
+                for item in body]
+    return body
+
+
+def json_response(body: Any, call: CallContext, *, status: int = 200,
+                  headers: dict[str, str] | None = None) -> Response:
+    out_headers = dict(headers or {})
+    if call.accept != JSON_LD:
+        # One Link header may carry several links: the @context and the page links.
+        page_links = out_headers.get("Link")
+        out_headers["Link"] = link_header(call.ctx) + (f", {page_links}" if page_links else "")
+    payload = orjson.dumps(with_context(body, call.ctx, call.accept))
+    return Response(payload, status_code=status, headers=out_headers, media_type=call.accept)
+
+
+def plain_json(body: Any, *, status: int = 200, headers: dict[str, str] | None = None,
+               media_type: str = JSON) -> Response:
+    return Response(orjson.dumps(body), status_code=status, headers=headers,
+                    media_type=media_type)
+
+
+def no_content(headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=204, headers=headers)

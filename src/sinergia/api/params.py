@@ -1,0 +1,189 @@
+"""Query parameters → the broker's query and render objects, for GET requests and for the
+``Query`` body of POST /entityOperations/query alike."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from sinergia.ngsild.context import Context
+from sinergia.ngsild.entity import is_uri
+from sinergia.ngsild.errors import BadRequestData
+from sinergia.ngsild.geo import GeoQuery, parse_geoq, parse_geoq_object
+from sinergia.ngsild.model import LOCATION
+from sinergia.ngsild.qlang import (
+    parse_q,
+    parse_scope_q,
+    parse_type_expr,
+    resolve_q,
+    resolve_types,
+)
+from sinergia.ngsild.query import EntityQuery
+from sinergia.ngsild.render import Format, RenderOptions
+
+_FORMATS: dict[str, Format] = {"normalized": "normalized", "concise": "concise",
+                               "keyValues": "keyValues", "simplified": "keyValues"}
+_OPTIONS = {"sysAttrs", "keyValues", "concise", "normalized", "simplified", "noOverwrite",
+            "replace", "update"}
+_ENTITY_MEMBERS = {"id", "type", "scope"}
+
+
+def split_list(raw: str | None) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()] if raw else []
+
+
+def options_of(params: Mapping[str, str]) -> set[str]:
+    options = set(split_list(params.get("options")))
+    unknown = options - _OPTIONS
+    if unknown:
+        raise BadRequestData(f"Unknown options: {', '.join(sorted(unknown))}")
+    return options
+
+
+def render_options(params: Mapping[str, str], ctx: Context) -> RenderOptions:
+    options = options_of(params)
+    fmt_raw = params.get("format")
+    if fmt_raw is not None and fmt_raw not in _FORMATS:
+        raise BadRequestData(f"Unknown format {fmt_raw!r}; use normalized, concise or "
+                             "keyValues")
+    chosen = [f for f in ("keyValues", "simplified", "concise", "normalized") if f in options]
+    if fmt_raw is not None:
+        fmt = _FORMATS[fmt_raw]
+    elif chosen:
+        fmt = _FORMATS[chosen[0]]
+    else:
+        fmt = "normalized"
+    attrs = split_list(params.get("attrs"))
+    pick = split_list(params.get("pick"))
+    omit = split_list(params.get("omit"))
+    if pick and omit:
+        raise BadRequestData("pick and omit cannot be used together")
+    dataset = split_list(params.get("datasetId"))
+    geometry_property = params.get("geometryProperty")
+    return RenderOptions(
+        format=fmt,
+        sys_attrs="sysAttrs" in options,
+        attrs=frozenset(ctx.expand(a) for a in attrs) if attrs else None,
+        pick=frozenset(_member(p, ctx) for p in pick) if pick else None,
+        omit=frozenset(_member(o, ctx) for o in omit) if omit else None,
+        lang=params.get("lang"),
+        dataset_ids=frozenset(dataset) if dataset else None,
+        geometry_property=ctx.expand(geometry_property) if geometry_property else LOCATION,
+    )
+
+
+def _member(name: str, ctx: Context) -> str:
+    return name if name in _ENTITY_MEMBERS else ctx.expand(name)
+
+
+def _int_param(params: Mapping[str, str], name: str, default: int) -> int:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequestData(f"{name} must be a whole number, got {raw[:40]!r}") from None
+    if value < 0:
+        raise BadRequestData(f"{name} must not be negative")
+    return value
+
+
+def entity_query(params: Mapping[str, str], ctx: Context, *, default_limit: int,
+                 require_selector: bool = True) -> EntityQuery:
+    """GET /entities parameters. Raises BadRequestData when no selector is given (the
+    standard forbids an unbounded query) unless ``require_selector`` is False."""
+    ids = tuple(split_list(params.get("id"))) or None
+    if ids:
+        _check_uris(ids)
+    type_raw = params.get("type")
+    geo: GeoQuery | None = None
+    if any(params.get(k) for k in ("georel", "geometry", "coordinates")):
+        geoprop = params.get("geoproperty")
+        geo = parse_geoq(params.get("georel"), params.get("geometry"),
+                         params.get("coordinates"),
+                         ctx.expand(geoprop) if geoprop else LOCATION)
+    q_raw = params.get("q")
+    scope_raw = params.get("scopeQ")
+    attrs = split_list(params.get("attrs"))
+    dataset = split_list(params.get("datasetId"))
+    query = EntityQuery(
+        ids=ids,
+        id_pattern=_id_pattern(params.get("idPattern")),
+        type=resolve_types(parse_type_expr(type_raw), ctx.expand) if type_raw else None,
+        attrs=tuple(ctx.expand(a) for a in attrs) or None,
+        q=resolve_q(parse_q(q_raw), ctx.expand) if q_raw else None,
+        geo=geo,
+        scope=parse_scope_q(scope_raw) if scope_raw else None,
+        dataset_id=tuple(dataset) or None,
+        limit=_int_param(params, "limit", default_limit),
+        offset=_int_param(params, "offset", 0),
+        count=params.get("count", "false").lower() == "true",
+    )
+    if require_selector and query.is_unbounded and query.scope is None:
+        raise BadRequestData("A query needs at least one of id, idPattern, type, attrs, q or "
+                             "a geo-query (georel, geometry, coordinates)")
+    return query
+
+
+def _id_pattern(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    try:
+        re.compile(raw)
+    except re.error as exc:
+        raise BadRequestData(f"idPattern is not a valid regular expression: {exc}") from None
+    return raw
+
+
+def _check_uris(ids: tuple[str, ...]) -> None:
+    for entity_id in ids:
+        if not is_uri(entity_id):
+            raise BadRequestData(f"id {entity_id[:200]!r} is not a URI")
+
+
+def query_from_body(body: Any, ctx: Context, *, params: Mapping[str, str],
+                    default_limit: int) -> EntityQuery:
+    """The ``Query`` data type of POST /entityOperations/query, plus limit/offset/count from
+    the URL."""
+    if not isinstance(body, dict):
+        raise BadRequestData("The query body must be a JSON object of type Query")
+    if body.get("type", "Query") != "Query":
+        raise BadRequestData("The query body must have type 'Query'")
+    flat: dict[str, str] = {k: v for k, v in params.items() if k in ("limit", "offset", "count")}
+    ids: list[str] = []
+    patterns: list[str] = []
+    types: list[str] = []
+    for selector in body.get("entities") or []:
+        if not isinstance(selector, dict):
+            raise BadRequestData("Each member of 'entities' must be an object")
+        if "id" in selector:
+            ids.append(str(selector["id"]))
+        if "idPattern" in selector:
+            patterns.append(str(selector["idPattern"]))
+        if "type" in selector:
+            types.append(str(selector["type"]))
+    if ids:
+        flat["id"] = ",".join(ids)
+    if patterns:
+        flat["idPattern"] = "|".join(f"(?:{p})" for p in patterns)
+    if types:
+        flat["type"] = ",".join(f"({t})" if any(c in t for c in ",;|") else t for t in types)
+    attrs = body.get("attrs")
+    if attrs is not None:
+        if not isinstance(attrs, list) or not all(isinstance(a, str) for a in attrs):
+            raise BadRequestData("'attrs' must be a list of attribute names")
+        flat["attrs"] = ",".join(attrs)
+    for key in ("q", "scopeQ", "lang"):
+        if key in body:
+            if not isinstance(body[key], str):
+                raise BadRequestData(f"'{key}' must be a string")
+            flat[key] = body[key]
+    query = entity_query(flat, ctx, default_limit=default_limit, require_selector=False)
+    if body.get("geoQ") is not None:
+        if not isinstance(body["geoQ"], dict):
+            raise BadRequestData("'geoQ' must be an object")
+        query = replace(query, geo=parse_geoq_object(body["geoQ"], ctx.expand))
+    return query

@@ -1,0 +1,138 @@
+"""The one settings table.
+
+Every setting is declared once in ``SETTINGS`` with its name, type, default and help. The
+environment variable (``SINERGIA_<NAME>``), the ``sinergia serve`` flag (``--name-with-dashes``)
+and the settings page of the docs (``sinergia settings --markdown``) are all derived from it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+ENV_PREFIX = "SINERGIA_"
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    type: type
+    default: Any
+    help: str
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def parse(self, raw: str) -> Any:
+        if self.type is bool:
+            lowered = raw.strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(f"{self.env}: expected true/false, got {raw!r}")
+        if self.type is dict:
+            return _parse_map(raw)
+        try:
+            return self.type(raw)
+        except ValueError as exc:
+            raise ValueError(f"{self.env}: expected {self.type.__name__}, got {raw!r}") from exc
+
+
+def _parse_map(raw: str) -> dict[str, str]:
+    """``url=path,url2=path2`` (the form an environment variable can hold)."""
+    result: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        key, sep, value = item.rpartition("=")
+        if not sep or not key:
+            raise ValueError(f"expected KEY=VALUE pairs separated by commas, got {item!r}")
+        result[key.strip()] = value.strip()
+    return result
+
+
+def _s(default: Any, help: str) -> Any:
+    """A settings field: its default and the help text shown in --help, env docs and docs/."""
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The table itself: one field per setting. Build instances with :func:`load_settings`."""
+
+    database_url: str = _s("sqlite:///./sinergia.db",
+                           "Where entities are stored: sqlite:///path.db (embedded) or "
+                           "postgresql://user@host/db.")
+    host: str = _s("127.0.0.1", "Interface the HTTP server listens on.")
+    port: int = _s(1026, "TCP port of the HTTP server (1026 is the NGSI-LD custom).")
+    workers: int = _s(1, "Number of server processes.")
+    log_level: str = _s("info", "Logging level: debug, info, warning, error.")
+    max_body_bytes: int = _s(10 * 1024 * 1024, "Largest request body accepted; larger get 413.")
+    default_limit: int = _s(20, "Page size of queries when the client gives no limit.")
+    max_limit: int = _s(1000, "Largest page a client may ask for; above it, 403 TooManyResults.")
+    max_batch_size: int = _s(10_000, "Most entities accepted in one batch operation.")
+    context_map: dict[str, str] = _s({}, "Offline @context preload map: URL=file.jsonld pairs, "
+                                         "comma separated.")
+    context_fetch_timeout: float = _s(3.0, "Seconds allowed to fetch a remote @context before "
+                                           "answering 503 LdContextNotAvailable.")
+    context_cache_ttl: float = _s(86_400.0, "Seconds a fetched remote @context is kept before "
+                                            "it is fetched again.")
+    context_failure_ttl: float = _s(30.0, "Seconds a failed @context fetch is remembered "
+                                          "before it is retried.")
+    allow_remote_contexts: bool = _s(True, "Fetch @contexts that are neither bundled, mapped "
+                                           "nor hosted (bounded by the timeout).")
+    sqlite_synchronous: str = _s("full", "SQLite durability: full (survives power loss) or "
+                                         "normal (survives a process crash).")
+    sqlite_readers: int = _s(4, "Read connections kept open per process (SQLite).")
+    write_batch_max: int = _s(512, "Most write requests grouped into one commit (SQLite).")
+
+    def replace(self, **changes: Any) -> Settings:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update({k: v for k, v in changes.items() if v is not None})
+        return Settings(**values)
+
+
+def _table() -> tuple[Setting, ...]:
+    defaults = Settings()
+    return tuple(
+        Setting(f.name, _TYPES[f.type if isinstance(f.type, str) else f.type.__name__],
+                getattr(defaults, f.name), f.metadata["help"])
+        for f in fields(Settings)
+    )
+
+
+_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool,
+                           "dict[str, str]": dict}
+SETTINGS: tuple[Setting, ...] = _table()
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Defaults, then ``SINERGIA_*`` environment variables, then explicit overrides (CLI)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.env in env:
+            values[setting.name] = setting.parse(env[setting.env])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = set(values) - set(BY_NAME)
+    if unknown:
+        raise ValueError(f"Unknown settings: {', '.join(sorted(unknown))}")
+    return Settings(**values)
+
+
+def markdown_table() -> str:
+    """The settings reference page, generated so it cannot drift from the code."""
+    lines = ["| Setting | Environment variable | Default | Meaning |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        default = s.default if s.default not in ({}, "") else "—"
+        lines.append(f"| `{s.flag}` | `{s.env}` | `{default}` | {s.help} |")
+    return "\n".join(lines)

@@ -1,0 +1,84 @@
+"""SQL for entity queries on the SQLite schema. Every value and every JSON path derived from
+a request is a bound parameter; only fixed SQL fragments are concatenated."""
+
+from __future__ import annotations
+
+from sinergia.ngsild.geo import query_bbox
+from sinergia.ngsild.qlang import TypeAnd, TypeExpr, TypeOr
+from sinergia.ngsild.query import EntityQuery
+from sinergia.storage.sqlite_filters import compile_q, compile_scope
+
+Params = list[object]
+
+
+def _type_sql(expr: TypeExpr, tenant: str, params: Params) -> str:
+    if isinstance(expr, str):
+        params.extend((tenant, expr))
+        # correlated: a primary-key probe per candidate row, never a list of every rid
+        return ("EXISTS (SELECT 1 FROM entity_types x WHERE x.tenant = ? AND x.type = ? "
+                "AND x.rid = e.rid)")
+    joiner = " AND " if isinstance(expr, TypeAnd) else " OR "
+    assert isinstance(expr, TypeAnd | TypeOr)
+    return "(" + joiner.join(_type_sql(term, tenant, params) for term in expr.terms) + ")"
+
+
+def _attr_exists_path(attr: str) -> str:
+    return '$.attrs."' + attr.replace('"', '\\"') + '"'
+
+
+def _where(tenant: str, query: EntityQuery) -> tuple[str, str, Params]:
+    """(FROM clause, WHERE clause, parameters). A single type drives the scan from the
+    ``entity_types`` primary key, which yields rows already in ``rid`` order."""
+    sources = "entities e"
+    clauses: list[str] = []
+    params: Params = []
+    box = query_bbox(query.geo) if query.geo is not None else None
+    if query.geo is not None and box is not None:
+        # Drive the scan from the R*Tree: the candidates in the box are few.
+        minx, miny, maxx, maxy = box
+        sources = ("(SELECT DISTINCT r.rid FROM geo_index g JOIN geo_refs r ON r.gid = g.gid "
+                   "WHERE g.minx <= ? AND g.maxx >= ? AND g.miny <= ? AND g.maxy >= ? "
+                   "AND r.attr = ?) c CROSS JOIN entities e ON e.rid = c.rid")
+        params.extend((maxx, minx, maxy, miny, query.geo.geoproperty))
+    elif isinstance(query.type, str):
+        sources = "entity_types t JOIN entities e ON e.rid = t.rid"
+        clauses.append("t.tenant = ? AND t.type = ?")
+        params.extend((tenant, query.type))
+    clauses.append("e.tenant = ?")
+    params.append(tenant)
+    if query.ids:
+        clauses.append("e.id IN (" + ",".join("?" * len(query.ids)) + ")")
+        params.extend(query.ids)
+    if query.id_pattern:
+        clauses.append("regexp(?, e.id)")
+        params.append(query.id_pattern)
+    if query.type is not None and not sources.startswith("entity_types"):
+        clauses.append(_type_sql(query.type, tenant, params))
+    if query.attrs:
+        clauses.append("(" + " OR ".join("json_type(e.doc, ?) IS NOT NULL"
+                                          for _ in query.attrs) + ")")
+        params.extend(_attr_exists_path(a) for a in query.attrs)
+    if query.q is not None:
+        sql, q_params = compile_q(query.q)
+        clauses.append(sql)
+        params.extend(q_params)
+    if query.scope is not None:
+        sql, s_params = compile_scope(query.scope)
+        clauses.append(sql)
+        params.extend(s_params)
+    return sources, " AND ".join(clauses), params
+
+
+def select_sql(tenant: str, query: EntityQuery, *, paginate: bool = True) -> tuple[str, Params]:
+    sources, where, params = _where(tenant, query)
+    order = "t.rid" if sources.startswith("entity_types") else "e.rid"
+    sql = f"SELECT e.doc FROM {sources} WHERE {where} ORDER BY {order}"  # noqa: S608
+    if paginate:
+        sql += " LIMIT ? OFFSET ?"
+        params.extend((query.limit, query.offset))
+    return sql, params
+
+
+def count_sql(tenant: str, query: EntityQuery) -> tuple[str, Params]:
+    sources, where, params = _where(tenant, query)
+    return f"SELECT count(*) FROM {sources} WHERE {where}", params  # noqa: S608

@@ -1,0 +1,260 @@
+"""One contract for every Store backend: the same tests run on SQLite and (when
+SINERGIA_TEST_POSTGRES_URL is set) on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from sinergia.ngsild.errors import AlreadyExists, ResourceNotFound
+from sinergia.ngsild.geo import parse_geoq
+from sinergia.ngsild.model import LOCATION, Entity
+from sinergia.ngsild.qlang import TypeAnd, TypeOr, parse_q, parse_scope_q, resolve_q
+from sinergia.ngsild.query import EntityQuery
+from sinergia.storage.base import Edit, Store, open_store
+
+pytestmark = pytest.mark.anyio
+
+V = "https://example.org/"
+T_LIGHT = V + "Streetlight"
+T_SENSOR = V + "Sensor"
+
+
+def expand(term: str) -> str:
+    return term if ":" in term else V + term
+
+
+def entity(n: int, *, types: tuple[str, ...] = (T_LIGHT,), level: float | None = None,
+           lon: float | None = None, lat: float | None = None,
+           scope: list[str] | None = None) -> Entity:
+    attrs: dict[str, Any] = {}
+    if level is not None:
+        attrs[V + "level"] = [{"type": "Property", "value": level}]
+    if lon is not None and lat is not None:
+        attrs[LOCATION] = [{"type": "GeoProperty",
+                            "value": {"type": "Point", "coordinates": [lon, lat]}}]
+    doc: Entity = {"id": f"urn:ngsi-ld:X:{n}", "type": list(types), "attrs": attrs,
+                   "createdAt": "2026-01-01T00:00:00.000Z",
+                   "modifiedAt": "2026-01-01T00:00:00.000Z"}
+    if scope:
+        doc["scope"] = scope
+    return doc
+
+
+def put(new: Entity) -> Edit:
+    return Edit(new["id"], lambda current: new)
+
+
+def create(new: Entity) -> Edit:
+    def fn(current: Entity | None) -> Entity:
+        if current is not None:
+            raise AlreadyExists(new["id"])
+        return new
+    return Edit(new["id"], fn)
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    s = open_store(database_url, synchronous="normal")
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def ids_of(store: Store, query: EntityQuery, tenant: str = "") -> list[str]:
+    result = await store.query_entities(tenant, query)
+    return [str(e["id"]) for e in result.entities]
+
+
+async def test_apply_then_get_round_trips(store: Store) -> None:
+    e = entity(1, level=0.5)
+    (result,) = await store.apply("", [put(e)])
+    assert result.ok and result.before is None and result.after == e
+    assert await store.get_entity("", e["id"]) == e
+    assert await store.get_entity("", "urn:ngsi-ld:X:missing") is None
+
+
+async def test_failed_edit_writes_nothing_and_others_commit(store: Store) -> None:
+    await store.apply("", [put(entity(1))])
+    results = await store.apply("", [create(entity(1, level=9)), create(entity(2))])
+    assert isinstance(results[0].error, AlreadyExists)
+    assert results[1].ok
+    assert await store.get_entity("", "urn:ngsi-ld:X:1") == entity(1)
+    assert await store.get_entity("", "urn:ngsi-ld:X:2") == entity(2)
+
+
+async def test_edits_in_one_call_see_each_other(store: Store) -> None:
+    first = entity(1, level=1)
+    second = entity(1, level=2)
+    seen: list[Entity | None] = []
+
+    def then(cur: Entity | None) -> Entity:
+        seen.append(cur)
+        return second
+
+    results = await store.apply("", [create(first), Edit(first["id"], then)])
+    assert seen == [first]
+    assert all(r.ok for r in results)
+    assert results[1].before == first
+    assert await store.get_entity("", first["id"]) == second
+
+
+async def test_delete_by_returning_none(store: Store) -> None:
+    await store.apply("", [put(entity(1, lon=9.19, lat=45.46))])
+    await store.apply("", [Edit("urn:ngsi-ld:X:1", lambda cur: None)])
+    assert await store.get_entity("", "urn:ngsi-ld:X:1") is None
+    geo = parse_geoq("near;maxDistance==1000", "Point", "[9.19,45.46]", LOCATION)
+    assert await ids_of(store, EntityQuery(geo=geo)) == []
+    assert await ids_of(store, EntityQuery(type=T_LIGHT)) == []
+
+
+async def test_unexpected_exception_in_rule_fails_only_that_edit(store: Store) -> None:
+    def broken(cur: Entity | None) -> Entity:
+        raise ZeroDivisionError("bug")
+
+    results = await store.apply("", [Edit("urn:ngsi-ld:X:1", broken), put(entity(2))])
+    assert results[0].error is not None and results[0].error.status == 500
+    assert results[1].ok
+    assert await store.get_entity("", "urn:ngsi-ld:X:1") is None
+
+
+async def test_tenants_are_isolated(store: Store) -> None:
+    assert not await store.tenant_exists("cityA")
+    await store.apply("cityA", [put(entity(1))])
+    assert await store.tenant_exists("cityA")
+    assert await store.tenant_exists("")
+    assert await store.get_entity("", "urn:ngsi-ld:X:1") is None
+    assert await store.get_entity("cityB", "urn:ngsi-ld:X:1") is None
+    assert await ids_of(store, EntityQuery(type=T_LIGHT)) == []
+    assert await ids_of(store, EntityQuery(type=T_LIGHT), "cityA") == ["urn:ngsi-ld:X:1"]
+    assert "cityA" in await store.list_tenants()
+
+
+async def test_type_expressions(store: Store) -> None:
+    await store.apply("", [put(entity(1)), put(entity(2, types=(T_SENSOR,))),
+                           put(entity(3, types=(T_LIGHT, T_SENSOR)))])
+    assert await ids_of(store, EntityQuery(type=T_LIGHT)) == ["urn:ngsi-ld:X:1",
+                                                              "urn:ngsi-ld:X:3"]
+    both = await ids_of(store, EntityQuery(type=TypeAnd((T_LIGHT, T_SENSOR))))
+    assert both == ["urn:ngsi-ld:X:3"]
+    either = await ids_of(store, EntityQuery(type=TypeOr((T_LIGHT, T_SENSOR))))
+    assert either == ["urn:ngsi-ld:X:1", "urn:ngsi-ld:X:2", "urn:ngsi-ld:X:3"]
+
+
+async def test_ids_pattern_and_attrs(store: Store) -> None:
+    await store.apply("", [put(entity(n, level=n if n % 2 else None)) for n in range(1, 6)])
+    assert await ids_of(store, EntityQuery(ids=("urn:ngsi-ld:X:2", "urn:ngsi-ld:X:4"))) == [
+        "urn:ngsi-ld:X:2", "urn:ngsi-ld:X:4"]
+    assert await ids_of(store, EntityQuery(id_pattern=r"X:[34]$")) == [
+        "urn:ngsi-ld:X:3", "urn:ngsi-ld:X:4"]
+    assert await ids_of(store, EntityQuery(attrs=(V + "level",))) == [
+        "urn:ngsi-ld:X:1", "urn:ngsi-ld:X:3", "urn:ngsi-ld:X:5"]
+
+
+async def test_q_filter(store: Store) -> None:
+    await store.apply("", [put(entity(n, level=n / 10)) for n in range(10)])
+    q = resolve_q(parse_q("level>0.45;level<=0.7"), expand)
+    assert await ids_of(store, EntityQuery(type=T_LIGHT, q=q)) == [
+        "urn:ngsi-ld:X:5", "urn:ngsi-ld:X:6", "urn:ngsi-ld:X:7"]
+
+
+async def test_scope_filter(store: Store) -> None:
+    await store.apply("", [put(entity(1, scope=["/Milano/M1"])),
+                           put(entity(2, scope=["/Milano/M2/Brera"])),
+                           put(entity(3))])
+    scope = parse_scope_q("/Milano/M2/#")
+    assert await ids_of(store, EntityQuery(type=T_LIGHT, scope=scope)) == ["urn:ngsi-ld:X:2"]
+    assert await ids_of(store, EntityQuery(type=T_LIGHT, scope=parse_scope_q("/#"))) == [
+        "urn:ngsi-ld:X:1", "urn:ngsi-ld:X:2"]
+
+
+async def test_pagination_is_stable_and_counted(store: Store) -> None:
+    await store.apply("", [put(entity(n)) for n in range(250)])
+    seen: list[str] = []
+    for offset in range(0, 250, 40):
+        result = await store.query_entities("", EntityQuery(type=T_LIGHT, limit=40,
+                                                            offset=offset, count=True))
+        assert result.count == 250
+        seen.extend(str(e["id"]) for e in result.entities)
+    assert seen == [f"urn:ngsi-ld:X:{n}" for n in range(250)]
+    only_count = await store.query_entities("", EntityQuery(type=T_LIGHT, limit=0, count=True))
+    assert only_count.entities == [] and only_count.count == 250
+
+
+async def test_geo_near_and_within(store: Store) -> None:
+    duomo = (9.1916, 45.4641)
+    await store.apply("", [
+        put(entity(1, lon=duomo[0], lat=duomo[1])),
+        put(entity(2, lon=9.1796, lat=45.4705)),        # Castello, ~1.15 km away
+        put(entity(3, lon=9.2040, lat=45.4860)),        # Stazione Centrale, ~2.6 km
+        put(entity(4)),                                  # no location
+    ])
+    near = parse_geoq("near;maxDistance==1500", "Point", "[9.1916,45.4641]", LOCATION)
+    assert await ids_of(store, EntityQuery(geo=near)) == ["urn:ngsi-ld:X:1", "urn:ngsi-ld:X:2"]
+    far = parse_geoq("near;minDistance==1500", "Point", "[9.1916,45.4641]", LOCATION)
+    assert await ids_of(store, EntityQuery(geo=far)) == ["urn:ngsi-ld:X:3"]
+    box = "[[[9.18,45.46],[9.20,45.46],[9.20,45.47],[9.18,45.47],[9.18,45.46]]]"
+    within = parse_geoq("within", "Polygon", box, LOCATION)
+    counted = await store.query_entities("", EntityQuery(geo=within, count=True))
+    assert [e["id"] for e in counted.entities] == ["urn:ngsi-ld:X:1"]
+    assert counted.count == 1
+
+
+async def test_geo_index_follows_updates(store: Store) -> None:
+    await store.apply("", [put(entity(1, lon=9.19, lat=45.46))])
+    await store.apply("", [put(entity(1, lon=12.49, lat=41.89))])  # moved to Rome
+    in_milan = parse_geoq("near;maxDistance==2000", "Point", "[9.19,45.46]", LOCATION)
+    in_rome = parse_geoq("near;maxDistance==2000", "Point", "[12.49,41.89]", LOCATION)
+    assert await ids_of(store, EntityQuery(geo=in_milan)) == []
+    assert await ids_of(store, EntityQuery(geo=in_rome)) == ["urn:ngsi-ld:X:1"]
+
+
+async def test_types_and_attributes_discovery(store: Store) -> None:
+    await store.apply("", [put(entity(1, level=1, lon=9.1, lat=45.4)),
+                           put(entity(2, types=(T_SENSOR,), level=2))])
+    types = {t.type: t for t in await store.entity_types("")}
+    assert set(types) == {T_LIGHT, T_SENSOR}
+    assert types[T_LIGHT].count == 1
+    assert set(types[T_LIGHT].attributes) == {V + "level", LOCATION}
+    attrs = {a.attribute: a for a in await store.attributes("")}
+    assert attrs[V + "level"].count == 2
+    assert set(attrs[V + "level"].types) == {T_LIGHT, T_SENSOR}
+    assert attrs[LOCATION].kinds == ("GeoProperty",)
+
+
+async def test_context_records(store: Store) -> None:
+    record = {"localId": "abc", "URL": "http://x/abc", "kind": "hosted",
+              "document": {"@context": {"a": "http://a/"}}}
+    await store.put_context("t1", "abc", record)
+    assert await store.get_context("t1", "abc") == record
+    assert await store.get_context("t2", "abc") is None
+    assert await store.list_contexts("t1") == [record]
+    assert await store.delete_context("t1", "abc")
+    assert not await store.delete_context("t1", "abc")
+
+
+async def test_reopen_keeps_data(database_url: str) -> None:
+    s = open_store(database_url, synchronous="normal")
+    await s.open()
+    await s.apply("", [put(entity(1, level=3))])
+    await s.close()
+    again = open_store(database_url, synchronous="normal")
+    await again.open()
+    try:
+        assert await again.get_entity("", "urn:ngsi-ld:X:1") == entity(1, level=3)
+    finally:
+        await again.close()
+
+
+async def test_missing_entity_edit_can_raise_not_found(store: Store) -> None:
+    def must_exist(cur: Entity | None) -> Entity:
+        if cur is None:
+            raise ResourceNotFound("nope")
+        return cur
+
+    (result,) = await store.apply("", [Edit("urn:ngsi-ld:X:1", must_exist)])
+    assert isinstance(result.error, ResourceNotFound)
