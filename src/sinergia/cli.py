@@ -14,13 +14,23 @@ from rich.console import Console
 from rich.table import Table
 
 from sinergia import __version__
-from sinergia.settings import SETTINGS, Setting, load_settings, markdown_table
+from sinergia.adapters.cli import export_app, import_app
+from sinergia.settings import (
+    BY_NAME,
+    SECRET_SETTINGS,
+    SETTINGS,
+    Setting,
+    load_settings,
+    markdown_table,
+)
 
 app = typer.Typer(
     help="Sinergia — an open-source Smart City Platform (NGSI-LD context broker).",
     no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
 console = Console()
 
 
@@ -43,25 +53,63 @@ def show_settings(
     for column in ("flag", "environment variable", "value", "meaning"):
         table.add_column(column)
     for s in SETTINGS:
-        table.add_row(s.flag, s.env, repr(getattr(current, s.name)), s.help)
+        value = getattr(current, s.name)
+        shown = "'********'" if s.name in SECRET_SETTINGS and value else repr(value)
+        table.add_row(s.flag, s.env, shown, s.help)
     console.print(table)
+
+
+def _help(setting: Setting) -> str:
+    # Parentheses, not brackets: typer renders help as rich markup, where [..] is a style tag.
+    return f"{setting.help} (env: {setting.env}; default: {setting.default!r})"
+
+
+def _setting_option(name: str) -> Any:
+    """The option of one setting, as ``serve`` has it: None when not given, so that the
+    environment variable and then the default apply."""
+    setting = BY_NAME[name]
+    return typer.Option(None, setting.flag, help=_help(setting))
 
 
 @app.command()
 def demo(
-    port: int = typer.Option(1026, "--port", help="TCP port of the demo server."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
-    database: Path = typer.Option(Path("sinergia-demo.db"), "--database",
-                                  help="SQLite file for the demo (recreated at each start)."),
+    *,
+    port: int | None = _setting_option("port"),
+    host: str | None = _setting_option("host"),
+    database: Path | None = typer.Option(
+        None, "--database", help="SQLite file for the demo (default: sinergia-demo.db, "
+        "recreated at each start). A file named here must not exist yet, unless --fresh."),
+    fresh: bool = typer.Option(False, "--fresh",
+                               help="Delete the --database file if it exists."),
+    speed: float = typer.Option(1.0, "--speed", min=0.01, max=10_080.0,
+                                help="Simulated minutes per real second."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the simulation: the same seed and "
+                             "--start give the same data."),
+    start: str | None = typer.Option(None, "--start", help="Simulated start, ISO 8601 "
+                                     "(Milan time unless an offset is given); default: now."),
 ) -> None:
-    """Start the demo city: a fresh database, the broker, and Milan loaded through the API.
+    """Start the demo city: a fresh database, the broker and its apps, Milan loaded through the
+    API, and the simulated city (lighting, traffic, bikes, parking, air, weather, waste,
+    meters) feeding it through MQTT, NGSI-LD and the UrbanDataset gateway.
 
     Milan's real geography comes from the Comune di Milano open data (CC-BY 4.0)."""
-    from sinergia.sim.demo import run_demo
+    from sinergia.sim.clock import parse_start
+    from sinergia.sim.demo import DEFAULT_DATABASE, SimulationOptions, run_demo
 
     settings = load_settings(host=host, port=port)
     try:
-        asyncio.run(run_demo(settings, database, console))
+        simulation = SimulationOptions(speed, seed, parse_start(start) if start else None)
+    except ValueError:
+        raise typer.BadParameter(f"not an ISO 8601 date-time: {start!r}",
+                                 param_hint="--start") from None
+    try:
+        # The default file is the demo's own and is recreated at every start; a file the
+        # user named is deleted only when asked to.
+        asyncio.run(run_demo(settings, database or DEFAULT_DATABASE, console,
+                             overwrite=fresh or database is None, simulation=simulation))
+    except FileExistsError as exc:
+        console.print(str(exc), style="red", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         console.print("Stopped.")
 
@@ -76,7 +124,8 @@ def db_upgrade(
     settings = load_settings(database_url=database_url)
 
     async def run() -> None:
-        store = open_store(settings.database_url)
+        # every pending migration, also those serve would refuse to run while serving
+        store = open_store(settings.database_url, migrate="all")
         await store.open()
         await store.close()
 
@@ -85,7 +134,7 @@ def db_upgrade(
 
 
 def _serve_parameter(setting: Setting) -> inspect.Parameter:
-    help_text = f"{setting.help} [env: {setting.env}; default: {setting.default!r}]"
+    help_text = _help(setting)
     if setting.type is bool:
         name = setting.flag[2:]
         option = typer.Option(None, f"--{name}/--no-{name}", help=help_text)

@@ -3,17 +3,27 @@ SINERGIA_TEST_POSTGRES_URL is set) on PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
 
 from sinergia.ngsild.errors import AlreadyExists, ResourceNotFound
 from sinergia.ngsild.geo import parse_geoq
+from sinergia.ngsild.history import HistoryInstance
 from sinergia.ngsild.model import LOCATION, Entity
 from sinergia.ngsild.qlang import TypeAnd, TypeOr, parse_q, parse_scope_q, resolve_q
 from sinergia.ngsild.query import EntityQuery
-from sinergia.storage.base import Edit, Store, open_store
+from sinergia.storage.base import (
+    DeliveryStatus,
+    Edit,
+    EditResult,
+    HistoryQuery,
+    OutboxMessage,
+    Series,
+    Store,
+    open_store,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -226,15 +236,21 @@ async def test_types_and_attributes_discovery(store: Store) -> None:
     assert attrs[LOCATION].kinds == ("GeoProperty",)
 
 
-async def test_context_records(store: Store) -> None:
+async def test_records_by_kind_and_tenant(store: Store) -> None:
     record = {"localId": "abc", "URL": "http://x/abc", "kind": "hosted",
               "document": {"@context": {"a": "http://a/"}}}
-    await store.put_context("t1", "abc", record)
-    assert await store.get_context("t1", "abc") == record
-    assert await store.get_context("t2", "abc") is None
-    assert await store.list_contexts("t1") == [record]
-    assert await store.delete_context("t1", "abc")
-    assert not await store.delete_context("t1", "abc")
+    assert await store.put_record("context", "t1", "abc", record)
+    assert await store.get_record("context", "t1", "abc") == record
+    assert await store.get_record("context", "t2", "abc") is None
+    assert await store.get_record("subscription", "t1", "abc") is None
+    assert [r.record for r in await store.list_records("context", "t1")] == [record]
+    assert not await store.put_record("context", "t1", "abc", {"x": 1}, only_if_absent=True)
+    assert await store.get_record("context", "t1", "abc") == record
+    await store.put_record("context", "t2", "abd", {"x": 2})
+    assert [(r.tenant, r.id) for r in await store.list_records("context")] == [
+        ("t1", "abc"), ("t2", "abd")]
+    assert await store.delete_record("context", "t1", "abc")
+    assert not await store.delete_record("context", "t1", "abc")
 
 
 async def test_reopen_keeps_data(database_url: str) -> None:
@@ -258,3 +274,162 @@ async def test_missing_entity_edit_can_raise_not_found(store: Store) -> None:
 
     (result,) = await store.apply("", [Edit("urn:ngsi-ld:X:1", must_exist)])
     assert isinstance(result.error, ResourceNotFound)
+
+
+# -- change listener and outbox ------------------------------------------------------------------
+
+
+async def test_listener_messages_commit_with_the_change(store: Store) -> None:
+    seen: list[tuple[str, list[str]]] = []
+
+    def listener(tenant: str, results: Sequence[EditResult]) -> list[OutboxMessage]:
+        seen.append((tenant, [r.entity_id for r in results]))
+        return [OutboxMessage("urn:sub:1", {"entity": r.entity_id}) for r in results]
+
+    store.set_change_listener(listener)
+    results = await store.apply("t1", [create(entity(1)), create(entity(1)), create(entity(2))])
+    assert [r.ok for r in results] == [True, False, True]
+    # only the successful changes reach the listener, and in one call per transaction
+    assert seen == [("t1", ["urn:ngsi-ld:X:1", "urn:ngsi-ld:X:2"])]
+    assert await store.outbox_size() == 2
+    items = await store.claim_outbox(10, lease_seconds=60)
+    assert sorted(i.payload["entity"] for i in items) == ["urn:ngsi-ld:X:1", "urn:ngsi-ld:X:2"]
+    assert {(i.tenant, i.subscription_id, i.attempts) for i in items} == {("t1", "urn:sub:1", 0)}
+
+
+async def test_failed_changes_enqueue_nothing(store: Store) -> None:
+    store.set_change_listener(lambda tenant, results: [OutboxMessage("s", {}) for _ in results])
+    await store.apply("", [create(entity(1))])
+    await store.apply("", [create(entity(1))])  # AlreadyExists
+    assert await store.outbox_size() == 1
+
+
+async def test_claimed_messages_are_leased_then_settled(store: Store) -> None:
+    await store.enqueue("", [OutboxMessage("s1", {"n": 1}), OutboxMessage("s2", {"n": 2})])
+    first = await store.claim_outbox(1, lease_seconds=60)
+    second = await store.claim_outbox(10, lease_seconds=60)
+    assert [i.payload["n"] for i in first + second] == [1, 2]
+    assert await store.claim_outbox(10, lease_seconds=60) == []  # both leased
+    await store.settle_outbox(done=[first[0].id], retry=[(second[0].id, 0.0)])
+    assert await store.outbox_size() == 1
+    (again,) = await store.claim_outbox(10, lease_seconds=60)
+    assert (again.id, again.attempts) == (second[0].id, 1)
+    await store.settle_outbox(done=[], defer=[(again.id, 0.0)])  # busy receiver: no attempt
+    (deferred,) = await store.claim_outbox(10, lease_seconds=60)
+    assert deferred.attempts == 1
+
+
+async def test_expired_lease_makes_a_message_due_again(store: Store) -> None:
+    await store.enqueue("", [OutboxMessage("s1", {})])
+    (item,) = await store.claim_outbox(1, lease_seconds=-1)  # a claimer that died at once
+    (again,) = await store.claim_outbox(1, lease_seconds=60)
+    assert again.id == item.id
+
+
+async def test_delivery_status_counts(store: Store) -> None:
+    assert await store.delivery_status("t", "s") == DeliveryStatus()
+    await store.note_delivery("t", "s", True, "2026-01-01T00:00:00.000Z")
+    await store.note_delivery("t", "s", False, "2026-01-01T00:00:01.000Z")
+    status = await store.delivery_status("t", "s")
+    assert (status.times_sent, status.times_failed) == (2, 1)
+    assert status.last_success == "2026-01-01T00:00:00.000Z"
+    assert status.last_failure == status.last_notification == "2026-01-01T00:00:01.000Z"
+    assert not status.ok
+    await store.note_delivery("t", "s", True, "2026-01-01T00:00:02.000Z")
+    assert (await store.delivery_status("t", "s")).ok
+    assert await store.delivery_status("other", "s") == DeliveryStatus()
+
+
+# -- history -------------------------------------------------------------------------------------
+
+
+def reading(n: int, level: float, observed: str) -> Edit:
+    def fn(current: Entity | None) -> Entity:
+        new = entity(n, level=level)
+        new["attrs"][V + "level"][0]["observedAt"] = observed
+        return new
+    return Edit(f"urn:ngsi-ld:X:{n}", fn)
+
+
+async def test_every_change_is_recorded_in_history(store: Store) -> None:
+    for minute, level in enumerate([0.1, 0.2, 0.3]):
+        await store.apply("", [reading(1, level, f"2026-01-01T00:0{minute}:00.000Z")])
+    await store.apply("", [reading(2, 9.0, "2026-01-01T00:00:00.000Z")])
+    result = await store.query_history("", HistoryQuery(ids=("urn:ngsi-ld:X:1",)))
+    (te,) = result.entities
+    assert te.id == "urn:ngsi-ld:X:1" and te.types == (T_LIGHT,)
+    instances = te.attrs[V + "level"]
+    assert isinstance(instances, list)
+    assert [i["value"] for i in instances] == [0.1, 0.2, 0.3]
+    assert len({i["instanceId"] for i in instances}) == 3
+
+
+async def test_history_time_window_last_n_and_series(store: Store) -> None:
+    for minute in range(6):
+        await store.apply("", [reading(1, float(minute), f"2026-01-01T00:0{minute}:00.000Z")])
+    window = HistoryQuery(ids=("urn:ngsi-ld:X:1",), start_ms=1767225660000,  # 00:01
+                          end_ms=1767225840000)                                # 00:04
+    (te,) = (await store.query_history("", window)).entities
+    assert [i["value"] for i in te.attrs[V + "level"]] == [1.0, 2.0, 3.0]  # type: ignore[index]
+    last = HistoryQuery(ids=("urn:ngsi-ld:X:1",), last_n=2)
+    (te,) = (await store.query_history("", last)).entities
+    assert [i["value"] for i in te.attrs[V + "level"]] == [4.0, 5.0]  # type: ignore[index]
+    series = HistoryQuery(ids=("urn:ngsi-ld:X:1",), series=True)
+    (te,) = (await store.query_history("", series)).entities
+    s = te.attrs[V + "level"]
+    assert isinstance(s, Series)
+    assert s.values == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert s.times_ms[1] - s.times_ms[0] == 60_000
+
+
+async def test_history_selects_by_type_and_pattern_per_tenant(store: Store) -> None:
+    await store.apply("", [put(entity(1, level=1.0)),
+                           put(entity(2, types=(T_SENSOR,), level=2.0))])
+    await store.apply("other", [put(entity(3, level=3.0))])
+    by_type = await store.query_history("", HistoryQuery(type=T_SENSOR, count=True))
+    assert [te.id for te in by_type.entities] == ["urn:ngsi-ld:X:2"] and by_type.count == 1
+    by_pattern = await store.query_history("", HistoryQuery(id_pattern=r".*:X:[12]$"))
+    assert [te.id for te in by_pattern.entities] == ["urn:ngsi-ld:X:1", "urn:ngsi-ld:X:2"]
+    other = await store.query_history("other", HistoryQuery())
+    assert [te.id for te in other.entities] == ["urn:ngsi-ld:X:3"]
+
+
+async def test_deleting_an_entity_records_deletion_markers(store: Store) -> None:
+    await store.apply("", [put(entity(1, level=1.0))])
+    await store.apply("", [Edit("urn:ngsi-ld:X:1", lambda current: None)])
+    (te,) = (await store.query_history("", HistoryQuery())).entities
+    first, marker = te.attrs[V + "level"]  # type: ignore[misc]
+    assert "deletedAt" not in first and "deletedAt" in marker
+    deleted = await store.query_history("", HistoryQuery(timeproperty="deletedAt"))
+    assert len(deleted.entities[0].attrs[V + "level"]) == 1
+
+
+async def test_history_delete_replace_and_purge(store: Store) -> None:
+    for minute in range(3):
+        await store.apply("", [reading(1, float(minute), f"2026-01-01T00:0{minute}:00.000Z")])
+    (te,) = (await store.query_history("", HistoryQuery())).entities
+    first = te.attrs[V + "level"][0]  # type: ignore[index]
+    assert isinstance(first, dict)
+    replacement = HistoryInstance(
+        attr=V + "level", dataset_id=None, instance_id=first["instanceId"],
+        observed_at="2026-01-01T00:00:00.000Z", modified_at="2026-01-02T00:00:00.000Z",
+        deleted=False, instance={**first, "value": 42.0}, numeric=42.0)
+    assert await store.replace_history_instance("", "urn:ngsi-ld:X:1", V + "level", replacement)
+    (te,) = (await store.query_history("", HistoryQuery())).entities
+    assert [i["value"] for i in te.attrs[V + "level"]] == [42.0, 1.0, 2.0]  # type: ignore[index]
+    assert await store.delete_history("", "urn:ngsi-ld:X:1", V + "level",
+                                      first["instanceId"]) == 1
+    assert await store.purge_history(older_than_ms=2**62) == 2
+    assert await store.delete_history("", "urn:ngsi-ld:X:1") == 1  # the entity, now empty
+    assert await store.delete_history("", "urn:ngsi-ld:X:1") == 0
+    assert (await store.query_history("", HistoryQuery())).entities == []
+
+
+async def test_history_can_be_switched_off(database_url: str) -> None:
+    s = open_store(database_url, synchronous="normal", history=False)
+    await s.open()
+    try:
+        await s.apply("", [put(entity(1, level=1.0))])
+        assert (await s.query_history("", HistoryQuery())).entities == []
+    finally:
+        await s.close()

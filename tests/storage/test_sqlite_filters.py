@@ -27,6 +27,8 @@ from sinergia.ngsild.qlang import (
     resolve_q,
 )
 from sinergia.storage.sqlite_filters import compile_q, compile_scope, register_functions
+from sinergia.storage.sqlite_schema import _VALUES_SCHEMA
+from sinergia.storage.sqlite_values import AttrIds, sync_values
 
 EX = "https://ex.org/"
 INJECTION = "x'); DROP TABLE entities; --"
@@ -44,20 +46,29 @@ def connect(entities: list[dict[str, Any]]) -> sqlite3.Connection:
     conn.execute("CREATE TABLE entities (rid INTEGER PRIMARY KEY, id TEXT, doc TEXT)")
     conn.executemany("INSERT INTO entities (id, doc) VALUES (?, ?)",
                      [(e["id"], orjson.dumps(e).decode()) for e in entities])
+    # The side table of stored scalar values, kept by the same code as the store's writer.
+    for statement in filter(None, (s.strip() for s in _VALUES_SCHEMA.split(";"))):
+        conn.execute(statement)
+    rids = dict(conn.execute("SELECT id, rid FROM entities").fetchall())
+    sync_values(conn, AttrIds(), [(rids[e["id"]], None, e) for e in entities])
     return conn
 
 
-def sql_results(conn: sqlite3.Connection, expr: QExpr) -> dict[str, Any]:
-    sql, params = compile_q(expr)
+def sql_results(conn: sqlite3.Connection, expr: QExpr, *, shortcut: bool = False
+                ) -> dict[str, Any]:
+    sql, params = compile_q(expr, rid="e.rid" if shortcut else None)
     query = f"SELECT e.id, {sql} FROM entities e"
     return dict(conn.execute(query, params).fetchall())
 
 
 def check_agrees(conn: sqlite3.Connection, entities: list[dict[str, Any]], expr: QExpr) -> None:
-    got = sql_results(conn, expr)
-    assert set(got.values()) <= {0, 1}, "the SQL must never yield NULL"
+    """Both the SQL over the documents and the one that reads stored scalar values first
+    select exactly what the evaluator accepts."""
     expected = {e["id"]: int(evaluate_q(expr, e)) for e in entities}
-    assert got == expected
+    for shortcut in (False, True):
+        got = sql_results(conn, expr, shortcut=shortcut)
+        assert set(got.values()) <= {0, 1}, "the SQL must never yield NULL"
+        assert got == expected, f"shortcut={shortcut}"
 
 
 # --- generated documents ----------------------------------------------------------------------
@@ -68,6 +79,7 @@ STRINGS = ["", "a", "b", "abc", "ABC", "on", "é", 'x"y', "tab\t", INJECTION,
            "2024-01-01T11:00:00+01:00", "2024-01-01T10:00:00.0004Z", "2024-01-01",
            "2024-01-02", "10:00:00", "09:00:00Z", "2024-02-30T00:00:00.000Z",
            "0000-01-01T00:00:00.000Z", "2024-01-01T24:00:00.000Z", "2024-01-01 10:00:00"]
+VOCABS = [*STRINGS, EX + "a", EX + "abc", EX + "on"]   # stored vocab terms are IRIs
 SCALARS = st.one_of(
     st.sampled_from([-1, 0, 1, 5, 10, 2**40, 0.5, -1.5, 2.5, 1.0, 1e16, True, False, None]),
     st.sampled_from(STRINGS),
@@ -90,8 +102,8 @@ KIND_VALUES: dict[str | None, tuple[str, st.SearchStrategy[Any]]] = {
     "Relationship": ("object", st.one_of(st.sampled_from(STRINGS), SCALARS)),
     "GeoProperty": ("value", st.just({"type": "Point", "coordinates": [9.1, 45.4]})),
     "LanguageProperty": ("languageMap", st.one_of(LANGUAGE_MAPS, SCALARS)),
-    "VocabProperty": ("vocab", st.one_of(st.sampled_from(STRINGS), st.lists(
-        st.sampled_from(STRINGS), max_size=2))),
+    "VocabProperty": ("vocab", st.one_of(st.sampled_from(VOCABS), st.lists(
+        st.sampled_from(VOCABS), max_size=2))),
     "JsonProperty": ("json", VALUES),
     "ListProperty": ("valueList", st.lists(SCALARS, max_size=3)),
     "ListRelationship": ("objectList", st.lists(st.sampled_from(STRINGS), max_size=3)),
@@ -177,6 +189,16 @@ def expressions() -> st.SearchStrategy[QExpr]:
     return st.recursive(comparisons(), extend, max_leaves=4).map(lambda e: resolve_q(e, expand))
 
 
+def vocab_expressions() -> st.SearchStrategy[QExpr]:
+    """Like :func:`expressions`, resolved the way the API does it: the strings compared are
+    also expanded, for the vocab of VocabProperty instances."""
+    def extend(children: st.SearchStrategy[QExpr]) -> st.SearchStrategy[QExpr]:
+        groups = st.lists(children, min_size=2, max_size=3).map(tuple)
+        return st.one_of(groups.map(And), groups.map(Or))
+    return st.recursive(comparisons(), extend, max_leaves=4).map(
+        lambda e: resolve_q(e, expand, expand))
+
+
 # --- a fixed corpus with every shape ----------------------------------------------------------
 
 def p(value: Any, **members: Any) -> dict[str, Any]:
@@ -205,6 +227,8 @@ CORPUS: list[dict[str, Any]] = [
     {"id": "urn:c:13", "attrs": {EX + "a": [{"type": "Property"}, p(None)]}},
     {"id": "urn:c:14", "attrs": {EX + "a": [p(INJECTION, attrs={EX + "s": [
         p(1, attrs={EX + "t": [p("10:00:00+01:00")]})]})]}},
+    {"id": "urn:c:15", "attrs": {EX + "b": [{"type": "VocabProperty", "vocab": [EX + "on",
+                                                                               EX + "abc"]}]}},
 ]
 
 
@@ -232,6 +256,19 @@ def test_corpus(corpus: sqlite3.Connection, text: str, ids: list[int] | None) ->
         assert [e["id"] for e in CORPUS if evaluate_q(expr, e)] == [f"urn:c:{i}" for i in ids]
 
 
+@pytest.mark.parametrize(("text", "ids"), [
+    ('a=="x"', [10]), ('a=="abc"', [2, 5]), ('b=="on"', [15]), ('b=="on","z"', [15]),
+    ('b!="on"', [6, 11]), ('b!="z"', [6, 11, 15]), ('b>"ab"', [6, 15]), ('b=="a".."b"', [15]),
+    ('a!="x"', [2, 3, 5, 6, 7, 14]), ('b~="on$"', [15]), ('b~="^on$"', []),
+    ('a.observedAt=="x"', []),
+])
+def test_strings_compared_with_a_vocab_are_expanded(corpus: sqlite3.Connection, text: str,
+                                                    ids: list[int]) -> None:
+    expr = resolve_q(parse_q(text), expand, expand)
+    check_agrees(corpus, CORPUS, expr)
+    assert [e["id"] for e in CORPUS if evaluate_q(expr, e)] == [f"urn:c:{i}" for i in ids]
+
+
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(expressions())
 def test_sql_agrees_with_evaluator_on_corpus(corpus: sqlite3.Connection, expr: QExpr) -> None:
@@ -241,6 +278,18 @@ def test_sql_agrees_with_evaluator_on_corpus(corpus: sqlite3.Connection, expr: Q
 @settings(max_examples=300, deadline=None)
 @given(entity_lists(), st.lists(expressions(), min_size=1, max_size=4))
 def test_sql_agrees_with_evaluator_on_generated_entities(
+        entities: list[dict[str, Any]], exprs: list[QExpr]) -> None:
+    conn = connect(entities)
+    try:
+        for expr in exprs:
+            check_agrees(conn, entities, expr)
+    finally:
+        conn.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(entity_lists(), st.lists(vocab_expressions(), min_size=1, max_size=4))
+def test_sql_agrees_with_evaluator_on_vocab_expansion(
         entities: list[dict[str, Any]], exprs: list[QExpr]) -> None:
     conn = connect(entities)
     try:

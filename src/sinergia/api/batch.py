@@ -16,10 +16,10 @@ from sinergia.api.http import CallContext, json_body, json_response, negotiate, 
 from sinergia.api.http import tenant_of as tenant_header
 from sinergia.api.params import options_of, query_from_body, render_options
 from sinergia.api.runtime import runtime
+from sinergia.broker.batch import parse_batch_items
 from sinergia.broker.entities import BatchOp
 from sinergia.ngsild.context import Context
-from sinergia.ngsild.entity import is_uri, parse_entity
-from sinergia.ngsild.errors import BadRequestData, NgsiLdError
+from sinergia.ngsild.errors import NgsiLdError
 from sinergia.ngsild.model import Entity
 from sinergia.ngsild.render import render_entity
 
@@ -30,26 +30,8 @@ def _error_entry(entity_id: str, error: NgsiLdError) -> dict[str, Any]:
 
 def _parse_items(op: BatchOp, body: Any, ctx: Context
                  ) -> tuple[list[Entity | str], list[dict[str, Any]]]:
-    if not isinstance(body, list):
-        raise BadRequestData("A batch body must be a JSON array")
-    items: list[Entity | str] = []
-    errors: list[dict[str, Any]] = []
-    for position, raw in enumerate(body):
-        if op == "delete":
-            if isinstance(raw, str) and is_uri(raw):
-                items.append(raw)
-            else:
-                errors.append(_error_entry(str(raw)[:200], BadRequestData(
-                    f"item {position}: a batch delete takes entity ids (URIs)")))
-            continue
-        try:
-            # Each entity of an ld+json batch may carry its own @context; the shared one
-            # was resolved for the request already, so items use it.
-            items.append(parse_entity(raw, ctx, require_type=op in ("create", "upsert")))
-        except NgsiLdError as exc:
-            raw_id = raw.get("id") if isinstance(raw, dict) else None
-            errors.append(_error_entry(str(raw_id) if raw_id else f"item {position}", exc))
-    return items, errors
+    items, errors = parse_batch_items(op, body, ctx)
+    return items, [_error_entry(entity_id, error) for entity_id, error in errors]
 
 
 def _batch_endpoint(op: BatchOp) -> Any:

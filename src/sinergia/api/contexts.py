@@ -9,7 +9,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sinergia.api.entities import BASE
-from sinergia.api.http import JSON_LD, no_content, parse_json, plain_json, read_body, tenant_of
+from sinergia.api.http import (
+    JSON_LD,
+    negotiate,
+    no_content,
+    parse_json,
+    plain_json,
+    read_body,
+    tenant_of,
+)
 from sinergia.api.runtime import runtime
 from sinergia.ngsild.errors import BadRequestData, ResourceNotFound, UnsupportedMediaType
 
@@ -34,6 +42,7 @@ async def add_context(request: Request) -> Response:
 
 async def list_contexts(request: Request) -> Response:
     rt = runtime(request)
+    negotiate(request)  # 406 unless JSON or JSON-LD is acceptable
     kind = request.query_params.get("kind")
     if kind is not None and kind not in _KINDS:
         raise BadRequestData(f"kind must be one of {', '.join(sorted(_KINDS))}")
@@ -45,6 +54,7 @@ async def list_contexts(request: Request) -> Response:
 
 async def get_context(request: Request) -> Response:
     rt = runtime(request)
+    negotiate(request)  # 406 unless JSON or JSON-LD is acceptable
     record = await rt.context_service.get(tenant_of(request), request.path_params["id"])
     if request.query_params.get("details", "false").lower() == "true":
         return plain_json(_info(record))

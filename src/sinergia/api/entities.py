@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sinergia.api import render_cache
 from sinergia.api.http import (
     GEO_JSON,
     CallContext,
@@ -18,6 +19,7 @@ from sinergia.api.http import (
     no_content,
     plain_json,
     request_context,
+    serialized_response,
     tenant_of,
 )
 from sinergia.api.params import entity_query, options_of, render_options
@@ -60,11 +62,14 @@ async def query_entities(request: Request) -> Response:
     query = entity_query(params, call.ctx, default_limit=rt.settings.default_limit)
     opts = render_options(params, call.ctx)
     result = await rt.entities.query(call.tenant, query)
-    headers = pagination_headers(request, query.limit, query.offset, len(result.entities),
+    headers = pagination_headers(request, query.limit, query.offset, result.size,
                                  result.count)
     if call.accept == GEO_JSON:
         return plain_json(render_feature_collection(result.entities, call.ctx, opts),
                           headers=headers, media_type=GEO_JSON)
+    if result.documents is not None:
+        payload = b"[" + b",".join(render_cache.rendered(result.documents, call, opts)) + b"]"
+        return serialized_response(payload, call, headers=headers)
     rendered = [render_entity(e, call.ctx, opts) for e in result.entities]
     return json_response(rendered, call, headers=headers)
 

@@ -29,6 +29,10 @@ MERGE_PATCH: Final = "application/merge-patch+json"
 CONTEXT_REL: Final = "http://www.w3.org/ns/json-ld#context"
 TENANT_HEADER: Final = "ngsild-tenant"
 
+# Far deeper than any NGSI-LD document, and shallow enough that what we store (the body
+# wrapped a few levels deeper) stays within what orjson will serialise (254 levels).
+MAX_JSON_DEPTH: Final = 100
+
 _TENANT_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 _LINK_RE = re.compile(r'<([^>]*)>\s*((?:;\s*[^;,]+)*)')
 
@@ -115,9 +119,31 @@ def parse_json(raw: bytes) -> Any:
     if not raw.strip():
         raise InvalidRequest("The request body is empty; a JSON document was expected")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
+    if _nests_deeper_than(body, MAX_JSON_DEPTH):
+        raise InvalidRequest(f"The request body nests arrays and objects deeper than "
+                             f"{MAX_JSON_DEPTH} levels")
+    return body
+
+
+def _nests_deeper_than(value: Any, limit: int) -> bool:
+    """True when ``value`` has more than ``limit`` levels of arrays/objects (level by level,
+    without recursion, so a hostile body cannot exhaust the stack)."""
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        deeper = []
+        for item in level:
+            for child in item.values() if isinstance(item, dict) else item:
+                if isinstance(child, dict | list):
+                    deeper.append(child)
+        level = deeper
+    return False
 
 
 async def json_body(request: Request, resolver: ContextResolver, max_bytes: int,
@@ -139,8 +165,19 @@ async def json_body(request: Request, resolver: ContextResolver, max_bytes: int,
             raise BadRequestData("Content-Type application/ld+json requires an @context "
                                  "member in the body")
     else:
+        if _has_context_member(body):
+            raise BadRequestData(f"With Content-Type {media} the @context goes in a Link "
+                                 "header; an @context member in the body needs "
+                                 "application/ld+json")
         source = link
     return body, await resolver.resolve(source)
+
+
+def _has_context_member(body: Any) -> bool:
+    if isinstance(body, dict):
+        return "@context" in body
+    return isinstance(body, list) and any(isinstance(i, dict) and "@context" in i
+                                          for i in body)
 
 
 def _body_context(body: Any) -> Any:
@@ -188,12 +225,18 @@ def with_context(body: Any, ctx: Context, accept: str) -> Any:
 
 def json_response(body: Any, call: CallContext, *, status: int = 200,
                   headers: dict[str, str] | None = None) -> Response:
+    payload = orjson.dumps(with_context(body, call.ctx, call.accept))
+    return serialized_response(payload, call, status=status, headers=headers)
+
+
+def serialized_response(payload: bytes, call: CallContext, *, status: int = 200,
+                        headers: dict[str, str] | None = None) -> Response:
+    """:func:`json_response` for a body already serialised (``@context`` members included)."""
     out_headers = dict(headers or {})
     if call.accept != JSON_LD:
         # One Link header may carry several links: the @context and the page links.
         page_links = out_headers.get("Link")
         out_headers["Link"] = link_header(call.ctx) + (f", {page_links}" if page_links else "")
-    payload = orjson.dumps(with_context(body, call.ctx, call.accept))
     return Response(payload, status_code=status, headers=out_headers, media_type=call.accept)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from sinergia.api.openapi_builders import STRINGS, TIME, URI, example, ref
 from sinergia.ngsild import errors
 from sinergia.ngsild.model import CORE_CONTEXT_URL
 
@@ -15,10 +16,6 @@ STREETLIGHT_ID: Final = "urn:ngsi-ld:Streetlight:MI-0001"
 TRAFFIC_ID: Final = "urn:ngsi-ld:TrafficFlowObserved:MI-Viale-Monza-01"
 LINK_EXAMPLE: Final = (f'<{CORE_CONTEXT_URL}>; rel="http://www.w3.org/ns/json-ld#context"; '
                        'type="application/ld+json"')
-
-
-def ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def error_types() -> list[tuple[str, int, str]]:
@@ -35,49 +32,56 @@ def error_types() -> list[tuple[str, int, str]]:
 
 # -- attributes ----------------------------------------------------------------------------
 
-_URI: Final = {"type": "string", "format": "uri"}
-_TIME: Final = {"type": "string", "format": "date-time"}
-_STRINGS: Final = {"type": "array", "items": {"type": "string"}}
-
 _RESERVED: Final[dict[str, Any]] = {
-    "observedAt": {**_TIME, "description": "When the value was observed (UTC)."},
+    "observedAt": {**TIME, "description": "When the value was observed (UTC)."},
     "unitCode": {"type": "string", "description": "UN/CEFACT unit code, e.g. `C62` (no unit), "
                  "`MTR` (metre), `KWH` (kilowatt hour)."},
-    "datasetId": {**_URI, "description": "Tells apart several instances of the same "
+    "datasetId": {**URI, "description": "Tells apart several instances of the same "
                   "attribute (e.g. one per data source); absent on the default instance."},
-    "createdAt": {**_TIME, "readOnly": True, "description": "Kept by the broker; shown "
+    "createdAt": {**TIME, "readOnly": True, "description": "Kept by the broker; shown "
                   "with `options=sysAttrs`."},
-    "modifiedAt": {**_TIME, "readOnly": True, "description": "Kept by the broker; shown "
+    "modifiedAt": {**TIME, "readOnly": True, "description": "Kept by the broker; shown "
                    "with `options=sysAttrs`."},
-    "instanceId": {**_URI, "readOnly": True},
+    "instanceId": {**URI, "readOnly": True, "description": "Names one instance of an "
+                   "attribute's history (temporal representation)."},
 }
 
 ATTRIBUTE_KINDS: Final[dict[str, tuple[str, dict[str, Any], str]]] = {
     "Property": ("value", {"description": "Any JSON value: number, text, boolean, object."},
                  "A measured or declared value, e.g. a lamp's power state."),
-    "Relationship": ("object", {"oneOf": [_URI, {"type": "array", "items": _URI}]},
+    "Relationship": ("object", {"oneOf": [URI, {"type": "array", "items": URI}]},
                      "A link to another entity, e.g. the cabinet feeding a streetlight."),
     "GeoProperty": ("value", ref("Geometry"),
                     "A place, as a GeoJSON geometry in WGS84 (longitude, latitude)."),
     "LanguageProperty": ("languageMap", {"type": "object", "additionalProperties": {
-        "oneOf": [{"type": "string"}, _STRINGS]}},
+        "oneOf": [{"type": "string"}, STRINGS]}},
         "Text in several languages, keyed by language tag (`it`, `en`, ...)."),
-    "VocabProperty": ("vocab", {"oneOf": [{"type": "string"}, _STRINGS]},
+    "VocabProperty": ("vocab", {"oneOf": [{"type": "string"}, STRINGS]},
                       "A term of a controlled vocabulary, expanded with the @context."),
     "JsonProperty": ("json", {"oneOf": [{"type": "object"}, {"type": "array"}]},
                      "A JSON document stored verbatim and never interpreted as JSON-LD."),
     "ListProperty": ("valueList", {"type": "array"}, "An ordered list of values."),
     "ListRelationship": ("objectList", {"type": "array", "items": {"oneOf": [
-        _URI, {"type": "object", "required": ["object"], "properties": {"object": _URI}}]}},
+        URI, {"type": "object", "required": ["object"], "properties": {"object": URI}}]}},
         "An ordered list of links to other entities, e.g. the stops of a bus line."),
 }
 
 
+def _previous_members() -> dict[str, Any]:
+    """Notifications of a subscription with ``showChanges`` add the value before the change,
+    named after the old instance's value member (a kind change shows the old kind's one)."""
+    members = dict.fromkeys(member for member, _, _ in ATTRIBUTE_KINDS.values())
+    return {f"previous{m[0].upper()}{m[1:]}": {
+        "readOnly": True, "description": "Only in notifications of subscriptions with "
+        "`showChanges`: the value before the change."} for m in members}
+
+
 def _attribute_kind(kind: str) -> dict[str, Any]:
     member, member_schema, description = ATTRIBUTE_KINDS[kind]
-    properties: dict[str, Any] = {"type": {"const": kind}, member: member_schema, **_RESERVED}
+    properties: dict[str, Any] = {"type": {"const": kind}, member: member_schema, **_RESERVED,
+                                  **_previous_members()}
     if kind == "Relationship":
-        properties["objectType"] = {"oneOf": [{"type": "string"}, _STRINGS]}
+        properties["objectType"] = {"oneOf": [{"type": "string"}, STRINGS]}
     return {"type": "object", "description": description + " Any other member is a "
             "sub-attribute (an attribute about this attribute).",
             "required": ["type", member], "properties": properties,
@@ -105,17 +109,23 @@ def _attribute_schemas() -> dict[str, Any]:
 
 # -- entities ------------------------------------------------------------------------------
 
-def _entity_schemas() -> dict[str, Any]:
-    type_names = {"oneOf": [{"type": "string"}, {**_STRINGS, "minItems": 1}],
+def entity_members() -> dict[str, Any]:
+    """The members of an entity that are not attributes, in every representation (the
+    temporal ones too)."""
+    type_names = {"oneOf": [{"type": "string"}, {**STRINGS, "minItems": 1}],
                   "description": "One type name or several, e.g. `Streetlight`."}
-    scope = {"oneOf": [{"type": "string"}, _STRINGS],
+    scope = {"oneOf": [{"type": "string"}, STRINGS],
              "description": "Hierarchical scopes, e.g. `/Milano/Municipio1`."}
-    members: dict[str, Any] = {
-        "id": {**_URI, "description": "A URI, by convention "
+    return {
+        "id": {**URI, "description": "A URI, by convention "
                "`urn:ngsi-ld:<Type>:<local id>`."},
         "type": type_names, "scope": scope,
         "createdAt": _RESERVED["createdAt"], "modifiedAt": _RESERVED["modifiedAt"],
         "@context": ref("LdContext")}
+
+
+def _entity_schemas() -> dict[str, Any]:
+    members = entity_members()
     any_value = {"description": "An attribute in the chosen representation."}
     return {
         "Entity": {
@@ -179,7 +189,7 @@ def _geo_schemas() -> dict[str, Any]:
             "type": "object", "required": ["type", "geometry", "properties"],
             "description": "An entity as a GeoJSON Feature (`Accept: application/geo+json`); "
                            "the geometry comes from `location` or `geometryProperty`.",
-            "properties": {"id": _URI, "type": {"const": "Feature"},
+            "properties": {"id": URI, "type": {"const": "Feature"},
                            "geometry": {"oneOf": [ref("Geometry"), {"type": "null"}]},
                            "properties": {"type": "object"},
                            "@context": ref("LdContext")}},
@@ -202,7 +212,7 @@ def _query_schemas() -> dict[str, Any]:
     return {
         "EntitySelector": {
             "type": "object",
-            "properties": {"id": _URI, "idPattern": {"type": "string", "format": "regex"},
+            "properties": {"id": URI, "idPattern": {"type": "string", "format": "regex"},
                            "type": {"type": "string"}}},
         "Query": {
             "type": "object", "required": ["type"],
@@ -211,7 +221,7 @@ def _query_schemas() -> dict[str, Any]:
             "properties": {
                 "type": {"const": "Query"},
                 "entities": {"type": "array", "items": ref("EntitySelector")},
-                "attrs": _STRINGS, "q": {"type": "string"}, "geoQ": ref("GeoQuery"),
+                "attrs": STRINGS, "q": {"type": "string"}, "geoQ": ref("GeoQuery"),
                 "scopeQ": {"type": "string"}, "lang": {"type": "string"},
                 "@context": ref("LdContext")}},
         "BatchEntityError": {
@@ -221,16 +231,16 @@ def _query_schemas() -> dict[str, Any]:
             "type": "object", "required": ["success", "errors"],
             "description": "Partial success of a batch: ids that were applied, and why the "
                            "others were not.",
-            "properties": {"success": {"type": "array", "items": _URI},
+            "properties": {"success": {"type": "array", "items": URI},
                            "errors": {"type": "array", "items": ref("BatchEntityError")}}},
         "NotUpdatedDetails": {
             "type": "object", "required": ["attributeName", "reason"],
             "properties": {"attributeName": {"type": "string"}, "reason": {"type": "string"}}},
         "UpdateResult": {
             "type": "object", "required": ["updated", "notUpdated"],
-            "properties": {"updated": _STRINGS,
+            "properties": {"updated": STRINGS,
                            "notUpdated": {"type": "array", "items": ref("NotUpdatedDetails")}}},
-        "EntityIdList": {"type": "array", "items": _URI},
+        "EntityIdList": {"type": "array", "items": URI},
     }
 
 
@@ -241,19 +251,19 @@ def _discovery_schemas() -> dict[str, Any]:
                                **properties}}
 
     return {
-        "EntityTypeList": typed("EntityTypeList", ["typeList"], {"typeList": _STRINGS}),
+        "EntityTypeList": typed("EntityTypeList", ["typeList"], {"typeList": STRINGS}),
         "EntityType": typed("EntityType", ["typeName", "attributeNames"],
-                            {"typeName": {"type": "string"}, "attributeNames": _STRINGS}),
+                            {"typeName": {"type": "string"}, "attributeNames": STRINGS}),
         "EntityTypeInfo": typed("EntityTypeInfo", ["typeName", "entityCount"], {
             "typeName": {"type": "string"}, "entityCount": {"type": "integer", "minimum": 0},
             "attributeDetails": {"type": "array", "items": ref("Attribute")}}),
         "AttributeList": typed("AttributeList", ["attributeList"],
-                               {"attributeList": _STRINGS}),
+                               {"attributeList": STRINGS}),
         "Attribute": typed("Attribute", ["attributeName"], {
             "attributeName": {"type": "string"},
             "attributeCount": {"type": "integer", "minimum": 0},
             "attributeTypes": {"type": "array", "items": {"enum": list(ATTRIBUTE_KINDS)}},
-            "typeNames": _STRINGS}),
+            "typeNames": STRINGS}),
     }
 
 
@@ -266,14 +276,14 @@ def _service_schemas() -> dict[str, Any]:
             "description": "Every error (RFC 9457). `type` is "
                            "`https://uri.etsi.org/ngsi-ld/errors/<Name>`, one of:\n\n"
                            + problem_list,
-            "properties": {"type": _URI, "title": {"type": "string"},
+            "properties": {"type": URI, "title": {"type": "string"},
                            "detail": {"type": "string", "description": "What was wrong and "
                                       "where, in words meant for the person who sent it."}}},
         "JsonldContextInfo": {
             "type": "object", "required": ["URL", "kind"],
-            "properties": {"URL": _URI, "localId": {"type": "string"},
+            "properties": {"URL": URI, "localId": {"type": "string"},
                            "kind": {"enum": ["hosted", "cached", "implicitlycreated"]},
-                           "createdAt": _TIME, "lastUsage": _TIME,
+                           "createdAt": TIME, "lastUsage": TIME,
                            "numberOfHits": {"type": "integer", "minimum": 0}}},
         "JsonldContextDocument": {
             "type": "object", "required": ["@context"],
@@ -323,10 +333,6 @@ def _traffic_flow() -> dict[str, Any]:
     }
 
 
-def _example(summary: str, value: Any) -> dict[str, Any]:
-    return {"summary": summary, "value": value}
-
-
 def _problem(name: str, detail: str) -> dict[str, Any]:
     titles = {n: t for n, _, t in error_types()}
     return {"type": errors.ERROR_BASE + name, "title": titles[name], "detail": detail}
@@ -335,108 +341,108 @@ def _problem(name: str, detail: str) -> dict[str, Any]:
 def examples() -> dict[str, Any]:
     light = _streetlight()
     return {
-        "Streetlight": _example("A Milan streetlight (normalized)", light),
-        "StreetlightLd": _example("The same streetlight as JSON-LD, @context in the body",
-                                  {**light, "@context": [CORE_CONTEXT_URL]}),
-        "StreetlightConcise": _example("The streetlight in concise form", {
+        "Streetlight": example("A Milan streetlight (normalized)", light),
+        "StreetlightLd": example("The same streetlight as JSON-LD, @context in the body",
+                                 {**light, "@context": [CORE_CONTEXT_URL]}),
+        "StreetlightConcise": example("The streetlight in concise form", {
             "id": STREETLIGHT_ID, "type": "Streetlight", "scope": "/Milano/Municipio1",
             "powerState": {"value": "on", "observedAt": "2026-11-21T18:00:00Z"},
             "illuminanceLevel": {"value": 0.6, "unitCode": "C62"},
             "refStreetlightGroup": {"object": "urn:ngsi-ld:StreetlightGroup:MI-G01"},
             "location": {"type": "Point", "coordinates": [9.19, 45.46]}}),
-        "StreetlightKeyValues": _example("The streetlight as key-values", {
+        "StreetlightKeyValues": example("The streetlight as key-values", {
             "id": STREETLIGHT_ID, "type": "Streetlight", "scope": "/Milano/Municipio1",
             "powerState": "on", "illuminanceLevel": 0.6,
             "refStreetlightGroup": "urn:ngsi-ld:StreetlightGroup:MI-G01",
             "location": {"type": "Point", "coordinates": [9.19, 45.46]}}),
-        "StreetlightFeature": _example("The streetlight as a GeoJSON Feature", {
+        "StreetlightFeature": example("The streetlight as a GeoJSON Feature", {
             "id": STREETLIGHT_ID, "type": "Feature",
             "geometry": {"type": "Point", "coordinates": [9.19, 45.46]},
             "properties": {k: v for k, v in light.items() if k != "id"}}),
-        "StreetlightFeatures": _example("Streetlights as a GeoJSON FeatureCollection", {
+        "StreetlightFeatures": example("Streetlights as a GeoJSON FeatureCollection", {
             "type": "FeatureCollection", "features": [{
                 "id": STREETLIGHT_ID, "type": "Feature",
                 "geometry": {"type": "Point", "coordinates": [9.19, 45.46]},
                 "properties": {"type": "Streetlight", "powerState": light["powerState"]}}]}),
-        "Streetlights": _example("Query result: the streetlights that are on", [light]),
-        "StreetlightsLd": _example("The same as JSON-LD: each entity carries its @context",
-                                   [{**light, "@context": [CORE_CONTEXT_URL]}]),
-        "TrafficFlow": _example("A traffic counter on Viale Monza", _traffic_flow()),
-        "LightingAttrs": _example("New readings for the streetlight", {
+        "Streetlights": example("Query result: the streetlights that are on", [light]),
+        "StreetlightsLd": example("The same as JSON-LD: each entity carries its @context",
+                                  [{**light, "@context": [CORE_CONTEXT_URL]}]),
+        "TrafficFlow": example("A traffic counter on Viale Monza", _traffic_flow()),
+        "LightingAttrs": example("New readings for the streetlight", {
             "powerState": {"type": "Property", "value": "off",
                            "observedAt": "2026-11-22T07:10:00Z"},
             "illuminanceLevel": {"type": "Property", "value": 0.0, "unitCode": "C62"}}),
-        "PowerStateFragment": _example("Switch the lamp off", {
+        "PowerStateFragment": example("Switch the lamp off", {
             "value": "off", "observedAt": "2026-11-22T07:10:00Z"}),
-        "PowerStateAttribute": _example("The whole powerState attribute", {
+        "PowerStateAttribute": example("The whole powerState attribute", {
             "type": "Property", "value": "off", "observedAt": "2026-11-22T07:10:00Z"}),
-        "StreetlightMerge": _example("Dim the lamp and drop its group link", {
+        "StreetlightMerge": example("Dim the lamp and drop its group link", {
             "illuminanceLevel": {"type": "Property", "value": 0.3, "unitCode": "C62"},
             "refStreetlightGroup": "urn:ngsi-ld:null"}),
-        "CityBatch": _example("One streetlight and one traffic counter",
-                              [light, _traffic_flow()]),
-        "CityBatchIds": _example("Ids of the entities created", [STREETLIGHT_ID, TRAFFIC_ID]),
-        "CityBatchDelete": _example("Ids of the entities to delete",
-                                    [STREETLIGHT_ID, TRAFFIC_ID]),
-        "CityBatchPartial": _example("The streetlight was stored, the counter already existed", {
+        "CityBatch": example("One streetlight and one traffic counter",
+                             [light, _traffic_flow()]),
+        "CityBatchIds": example("Ids of the entities created", [STREETLIGHT_ID, TRAFFIC_ID]),
+        "CityBatchDelete": example("Ids of the entities to delete",
+                                   [STREETLIGHT_ID, TRAFFIC_ID]),
+        "CityBatchPartial": example("The streetlight was stored, the counter already existed", {
             "success": [STREETLIGHT_ID],
             "errors": [{"entityId": TRAFFIC_ID, "error": _problem(
                 "AlreadyExists", f"Entity {TRAFFIC_ID!r} already exists")}]}),
-        "NotUpdated": _example("illuminanceLevel kept (options=noOverwrite)", {
+        "NotUpdated": example("illuminanceLevel kept (options=noOverwrite)", {
             "updated": ["powerState"],
             "notUpdated": [{"attributeName": "illuminanceLevel",
                             "reason": "The attribute exists and options=noOverwrite"}]}),
-        "QueryBusyRoads": _example("Congested roads within 1 km of the Duomo", {
+        "QueryBusyRoads": example("Congested roads within 1 km of the Duomo", {
             "type": "Query", "entities": [{"type": "TrafficFlowObserved"}],
             "attrs": ["intensity", "averageVehicleSpeed"], "q": "intensity>1000",
             "geoQ": {"georel": "near;maxDistance==1000", "geometry": "Point",
                      "coordinates": [9.1919, 45.4642]}}),
-        "TypeList": _example("Types in the city", {
+        "TypeList": example("Types in the city", {
             "id": "urn:ngsi-ld:EntityTypeList:6f0d0b1e-7d4a-4b8e-9a57-2b1f0c6e1f00",
             "type": "EntityTypeList", "typeList": ["Streetlight", "TrafficFlowObserved"]}),
-        "TypeDetails": _example("Types with their attributes", [{
+        "TypeDetails": example("Types with their attributes", [{
             "id": "https://uri.etsi.org/ngsi-ld/default-context/Streetlight",
             "type": "EntityType", "typeName": "Streetlight",
             "attributeNames": ["illuminanceLevel", "location", "powerState"]}]),
-        "TypeInfo": _example("Streetlights in the city", {
+        "TypeInfo": example("Streetlights in the city", {
             "id": "https://uri.etsi.org/ngsi-ld/default-context/Streetlight",
             "type": "EntityTypeInfo", "typeName": "Streetlight", "entityCount": 13420,
             "attributeDetails": [{
                 "id": "https://uri.etsi.org/ngsi-ld/default-context/powerState",
                 "type": "Attribute", "attributeName": "powerState",
                 "attributeTypes": ["Property"]}]}),
-        "AttributeList": _example("Attributes in the city", {
+        "AttributeList": example("Attributes in the city", {
             "id": "urn:ngsi-ld:AttributeList:0b8e44a2-1c1d-4c39-9d3e-5f0a7e2d6c11",
             "type": "AttributeList",
             "attributeList": ["illuminanceLevel", "intensity", "location", "powerState"]}),
-        "AttributeDetails": _example("Attributes with the types that use them", [{
+        "AttributeDetails": example("Attributes with the types that use them", [{
             "id": "https://uri.etsi.org/ngsi-ld/default-context/intensity",
             "type": "Attribute", "attributeName": "intensity",
             "typeNames": ["TrafficFlowObserved"]}]),
-        "AttributeInfo": _example("The powerState attribute", {
+        "AttributeInfo": example("The powerState attribute", {
             "id": "https://uri.etsi.org/ngsi-ld/default-context/powerState",
             "type": "Attribute", "attributeName": "powerState", "attributeCount": 13420,
             "attributeTypes": ["Property"], "typeNames": ["Streetlight"]}),
-        "LightingContext": _example("The municipality's lighting vocabulary", {
+        "LightingContext": example("The municipality's lighting vocabulary", {
             "@context": {"powerState": "https://smartdatamodels.org/dataModel.Streetlighting/"
                                        "powerState",
                          "Streetlight": "https://smartdatamodels.org/dataModel.Streetlighting/"
                                         "Streetlight"}}),
-        "ContextUrls": _example("URLs of the contexts", [
+        "ContextUrls": example("URLs of the contexts", [
             "http://sinergia.comune.example/ngsi-ld/v1/jsonldContexts/"
             "5b1d3c6e-2f0a-4a8b-9c7d-1e2f3a4b5c6d"]),
-        "ContextDetails": _example("Contexts with details", [{
+        "ContextDetails": example("Contexts with details", [{
             "URL": "http://sinergia.comune.example/ngsi-ld/v1/jsonldContexts/"
                    "5b1d3c6e-2f0a-4a8b-9c7d-1e2f3a4b5c6d",
             "localId": "5b1d3c6e-2f0a-4a8b-9c7d-1e2f3a4b5c6d", "kind": "hosted",
             "createdAt": "2026-11-21T09:00:00Z"}]),
-        "ContextInfo": _example("Details of one hosted context", {
+        "ContextInfo": example("Details of one hosted context", {
             "URL": "http://sinergia.comune.example/ngsi-ld/v1/jsonldContexts/"
                    "5b1d3c6e-2f0a-4a8b-9c7d-1e2f3a4b5c6d",
             "localId": "5b1d3c6e-2f0a-4a8b-9c7d-1e2f3a4b5c6d", "kind": "hosted",
             "createdAt": "2026-11-21T09:00:00Z"}),
-        "Version": _example("This server", {"name": "Sinergia", "version": "0.1.0",
-                                            "ngsiLd": "ETSI GS CIM 009 V1.8", "docs": "/docs"}),
+        "Version": example("This server", {"name": "Sinergia", "version": "0.1.0",
+                                           "ngsiLd": "ETSI GS CIM 009 V1.8", "docs": "/docs"}),
     }
 
 
@@ -450,8 +456,6 @@ PROBLEM_EXAMPLES: Final[dict[int, tuple[str, str]]] = {
     413: ("PayloadTooLarge", "The body exceeds the limit of 10485760 bytes"),
     415: ("UnsupportedMediaType", "Content-Type 'text/plain' is not supported; use "
           "application/json or application/ld+json"),
-    422: ("OperationNotSupported", "powerState is a Property; it cannot become a "
-          "Relationship through a partial update"),
     503: ("LdContextNotAvailable", "The @context https://example.org/ctx.jsonld could not be "
           "retrieved in time"),
 }

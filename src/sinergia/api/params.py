@@ -10,17 +10,18 @@ from typing import Any
 
 from sinergia.ngsild.context import Context
 from sinergia.ngsild.entity import is_uri
-from sinergia.ngsild.errors import BadRequestData
+from sinergia.ngsild.errors import BadRequestData, TooComplexQuery
 from sinergia.ngsild.geo import GeoQuery, parse_geoq, parse_geoq_object
 from sinergia.ngsild.model import LOCATION
 from sinergia.ngsild.qlang import (
+    MAX_TERMS,
     parse_q,
     parse_scope_q,
     parse_type_expr,
     resolve_q,
     resolve_types,
 )
-from sinergia.ngsild.query import EntityQuery
+from sinergia.ngsild.query import EntityQuery, Selector
 from sinergia.ngsild.render import Format, RenderOptions
 
 _FORMATS: dict[str, Format] = {"normalized": "normalized", "concise": "concise",
@@ -28,6 +29,8 @@ _FORMATS: dict[str, Format] = {"normalized": "normalized", "concise": "concise",
 _OPTIONS = {"sysAttrs", "keyValues", "concise", "normalized", "simplified", "noOverwrite",
             "replace", "update"}
 _ENTITY_MEMBERS = {"id", "type", "scope"}
+_INTEGER = re.compile(r"-?[0-9]+")
+MAX_INT64 = 2**63 - 1
 
 
 def split_list(raw: str | None) -> list[str]:
@@ -42,7 +45,15 @@ def options_of(params: Mapping[str, str]) -> set[str]:
     return options
 
 
+_DEFAULT_RENDERING = RenderOptions()
+# The parameters that shape the rendering; a request without any renders the default way.
+_RENDER_PARAMS = frozenset({"options", "format", "attrs", "pick", "omit", "lang", "datasetId",
+                            "geometryProperty"})
+
+
 def render_options(params: Mapping[str, str], ctx: Context) -> RenderOptions:
+    if _RENDER_PARAMS.isdisjoint(params.keys()):
+        return _DEFAULT_RENDERING
     options = options_of(params)
     fmt_raw = params.get("format")
     if fmt_raw is not None and fmt_raw not in _FORMATS:
@@ -78,16 +89,19 @@ def _member(name: str, ctx: Context) -> str:
     return name if name in _ENTITY_MEMBERS else ctx.expand(name)
 
 
-def _int_param(params: Mapping[str, str], name: str, default: int) -> int:
+def int_param(params: Mapping[str, str], name: str, default: int, *,
+               maximum: int | None = None) -> int:
     raw = params.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequestData(f"{name} must be a whole number, got {raw[:40]!r}") from None
+    # ASCII digits only: int() would also take " 5", "1_000" and non-Latin digits.
+    if _INTEGER.fullmatch(raw) is None:
+        raise BadRequestData(f"{name} must be a whole number, got {raw[:40]!r}")
+    value = int(raw)
     if value < 0:
         raise BadRequestData(f"{name} must not be negative")
+    if maximum is not None and value > maximum:
+        raise BadRequestData(f"{name} must be at most {maximum}")
     return value
 
 
@@ -108,18 +122,24 @@ def entity_query(params: Mapping[str, str], ctx: Context, *, default_limit: int,
     q_raw = params.get("q")
     scope_raw = params.get("scopeQ")
     attrs = split_list(params.get("attrs"))
+    if len(attrs) > MAX_TERMS:
+        # each name is one more OR'ed test in the selection
+        raise TooComplexQuery(f"attrs names more than {MAX_TERMS} attributes")
     dataset = split_list(params.get("datasetId"))
     query = EntityQuery(
         ids=ids,
         id_pattern=_id_pattern(params.get("idPattern")),
         type=resolve_types(parse_type_expr(type_raw), ctx.expand) if type_raw else None,
         attrs=tuple(ctx.expand(a) for a in attrs) or None,
-        q=resolve_q(parse_q(q_raw), ctx.expand) if q_raw else None,
+        # Strings compared with a VocabProperty are expanded as vocabulary terms too.
+        q=resolve_q(parse_q(q_raw), ctx.expand, ctx.expand) if q_raw else None,
         geo=geo,
         scope=parse_scope_q(scope_raw) if scope_raw else None,
         dataset_id=tuple(dataset) or None,
-        limit=_int_param(params, "limit", default_limit),
-        offset=_int_param(params, "offset", 0),
+        limit=int_param(params, "limit", default_limit),
+        # Storage backends count rows in signed 64 bits; no page starts beyond that. (A
+        # limit above the maximum page size is refused by the broker: TooManyResults.)
+        offset=int_param(params, "offset", 0, maximum=MAX_INT64),
         count=params.get("count", "false").lower() == "true",
     )
     if require_selector and query.is_unbounded and query.scope is None:
@@ -136,6 +156,17 @@ def _id_pattern(raw: str | None) -> str | None:
     except re.error as exc:
         raise BadRequestData(f"idPattern is not a valid regular expression: {exc}") from None
     return raw
+
+
+def _selector(members: Mapping[str, str], ctx: Context) -> Selector:
+    entity_id = members.get("id")
+    if entity_id is not None:
+        _check_uris((entity_id,))
+    type_raw = members.get("type")
+    return Selector(
+        id=entity_id,
+        id_pattern=_id_pattern(members.get("idPattern")),
+        type=resolve_types(parse_type_expr(type_raw), ctx.expand) if type_raw else None)
 
 
 def _check_uris(ids: tuple[str, ...]) -> None:
@@ -156,20 +187,31 @@ def query_from_body(body: Any, ctx: Context, *, params: Mapping[str, str],
     ids: list[str] = []
     patterns: list[str] = []
     types: list[str] = []
-    for selector in body.get("entities") or []:
+    selectors = body.get("entities") or []
+    if not isinstance(selectors, list):
+        raise BadRequestData("'entities' must be an array of entity selectors")
+    given: list[dict[str, str]] = []
+    for selector in selectors:
         if not isinstance(selector, dict):
             raise BadRequestData("Each member of 'entities' must be an object")
-        if "id" in selector:
-            ids.append(str(selector["id"]))
-        if "idPattern" in selector:
-            patterns.append(str(selector["idPattern"]))
-        if "type" in selector:
-            types.append(str(selector["type"]))
-    if ids:
+        members: dict[str, str] = {}
+        for member, into in (("id", ids), ("idPattern", patterns), ("type", types)):
+            if member in selector:
+                if not isinstance(selector[member], str):
+                    raise BadRequestData(f"'{member}' of an entity selector must be a string")
+                into.append(selector[member])
+                members[member] = selector[member]
+        given.append(members)
+    # The selectors are ORed, each ANDing its own members. As flat parameters (each member
+    # ORed over the selectors, then ANDed) that is exact for one selector, or when every
+    # selector has the same single member; otherwise the selectors are kept as they are.
+    as_selectors = len(given) > 1 and not (
+        len({frozenset(m) for m in given}) == 1 and len(given[0]) == 1)
+    if ids and not as_selectors:
         flat["id"] = ",".join(ids)
-    if patterns:
+    if patterns and not as_selectors:
         flat["idPattern"] = "|".join(f"(?:{p})" for p in patterns)
-    if types:
+    if types and not as_selectors:
         flat["type"] = ",".join(f"({t})" if any(c in t for c in ",;|") else t for t in types)
     attrs = body.get("attrs")
     if attrs is not None:
@@ -182,6 +224,8 @@ def query_from_body(body: Any, ctx: Context, *, params: Mapping[str, str],
                 raise BadRequestData(f"'{key}' must be a string")
             flat[key] = body[key]
     query = entity_query(flat, ctx, default_limit=default_limit, require_selector=False)
+    if as_selectors:
+        query = replace(query, selectors=tuple(_selector(m, ctx) for m in given))
     if body.get("geoQ") is not None:
         if not isinstance(body["geoQ"], dict):
             raise BadRequestData("'geoQ' must be an object")

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 def problem_response(error: NgsiLdError) -> Response:
     return Response(orjson.dumps(error.problem()), status_code=error.status,
-                    media_type="application/json")
+                    headers=error.headers(), media_type="application/json")
 
 
 async def ngsi_error(request: Request, exc: Exception) -> Response:

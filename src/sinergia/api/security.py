@@ -10,7 +10,9 @@ from typing import Protocol
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from sinergia.api.problems import problem_response
 from sinergia.broker.contexts import current_tenant
+from sinergia.ngsild.errors import NgsiLdError
 
 PRINCIPAL_KEY = "sinergia.principal"
 
@@ -27,7 +29,8 @@ ANONYMOUS_ADMIN = Principal("anonymous", frozenset({"admin"}))
 
 class Authenticator(Protocol):
     async def authenticate(self, scope: Scope) -> Principal:
-        """The caller of this request; raise an NgsiLdError to refuse it."""
+        """The caller of this request; raise an NgsiLdError to refuse it (``Unauthenticated``
+        with a challenge for missing or bad credentials, ``AccessDenied`` otherwise)."""
 
 
 class AllowEveryone:
@@ -44,7 +47,13 @@ class SecurityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        scope[PRINCIPAL_KEY] = await self.authenticator.authenticate(scope)
+        try:
+            scope[PRINCIPAL_KEY] = await self.authenticator.authenticate(scope)
+        except NgsiLdError as refusal:
+            # This middleware runs outside Starlette's exception handlers, so a refusal must
+            # be rendered here; anything else still reaches the server-error handler (500).
+            await problem_response(refusal)(scope, receive, send)
+            return
         tenant = ""
         for name, value in scope["headers"]:
             if name == b"ngsild-tenant":

@@ -1,4 +1,4 @@
-"""JSON-LD @context handling for NGSI-LD: resolve a request's context (bundled core context,
+"""JSON-LD @context handling for NGSI-LD: resolve a request's context (bundled contexts,
 configured URL→file map, hosted contexts, remote fetch with a short timeout and a cache),
 process it once into term maps, and expand/compact names with plain dict look-ups.
 
@@ -17,7 +17,7 @@ import ssl
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -32,16 +32,24 @@ from sinergia.ngsild.errors import InvalidLdContext, LdContextNotAvailable, Ngsi
 from sinergia.ngsild.model import CORE_CONTEXT_URL
 
 __all__ = [
+    "BUNDLED_CONTEXTS",
     "CORE_CONTEXT_URL",
     "CORE_CONTEXT_URLS",
     "Context",
     "ContextResolver",
     "HostedLoader",
+    "HostedScope",
 ]
 
 # Returns the JSON document (a dict with "@context") stored for a URL this server hosts
 # (POST /jsonldContexts), or None. Lets hosted contexts resolve without any HTTP request.
 HostedLoader = Callable[[str], Awaitable[dict[str, Any] | None]]
+# Names the partition (the tenant) the HostedLoader looks in for the current call: hosted
+# documents differ per partition, so what is built from them is cached per partition.
+HostedScope = Callable[[], str]
+# A processed context's cache key: (partition, source key); partition None = built without any
+# hosted document, so shared by every partition. A tuple, so no source string can forge one.
+_CacheKey = tuple[str | None, str]
 
 
 def _core_urls() -> frozenset[str]:
@@ -58,6 +66,17 @@ def _core_urls() -> frozenset[str]:
 
 # Every URL the core context has been published under; all served from the bundled v1.9 file.
 CORE_CONTEXT_URLS = _core_urls()
+_CORE_FILE = "ngsi-ld-core-context-v1.9.jsonld"
+
+# The contexts that ship inside the package: URL → file in sinergia/data/jsonld/. They are
+# always served from there (before hosted contexts, the file map or the network), never
+# fetched and never listed as cached. The core context, applied last to every context, is
+# also the base of all processing (see _core).
+BUNDLED_CONTEXTS: Mapping[str, str] = MappingProxyType({
+    **dict.fromkeys(sorted(CORE_CONTEXT_URLS), _CORE_FILE),
+    # Sinergia's UrbanDataset (ENEA SCPS) vocabulary, named by the UrbanDataset adapter.
+    "https://w3id.org/sinergia/urbandataset-context.jsonld": "urbandataset-context.jsonld",
+})
 
 MAX_DOCUMENT_BYTES = 1_000_000
 MAX_CACHED_CONTEXTS = 1_000
@@ -70,6 +89,7 @@ _KEYWORDS = frozenset(jsonld.KEYWORDS)
 _GEN_DELIMS = (":", "/", "#")
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -405,11 +425,17 @@ class _CoreState:
 
 
 @functools.cache
-def _core() -> _CoreState:
-    resource = importlib.resources.files("sinergia").joinpath(
-        "data/jsonld/ngsi-ld-core-context-v1.9.jsonld"
-    )
+def _bundled_document(name: str) -> dict[str, Any]:
+    """A bundled file, parsed once. Shared: callers copy before changing anything."""
+    resource = importlib.resources.files("sinergia").joinpath("data/jsonld/" + name)
     document = orjson.loads(resource.read_bytes())
+    _check_document(name, document, "bundled")
+    return document  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _core() -> _CoreState:
+    document = copy.deepcopy(_bundled_document(_CORE_FILE))
     local = _sanitize_document(document)
     loader = _loader_for({})
     processor = jsonld.JsonLdProcessor()
@@ -439,7 +465,7 @@ def _stable_key(source: list[Any] | dict[str, Any]) -> str:
 class _Document:
     url: str
     document: dict[str, Any]
-    origin: str  # "remote", "file" (context_map) or "hosted"
+    origin: str  # "remote", "file" (context_map), "hosted" or "bundled"
     created_at: float  # wall clock
     expires: float  # resolver clock; math.inf = until forgotten
     last_used: float  # wall clock
@@ -479,6 +505,7 @@ class ContextResolver:
         failure_ttl: float = 30.0,
         allow_remote: bool = True,
         hosted_loader: HostedLoader | None = None,
+        hosted_scope: HostedScope | None = None,
     ) -> None:
         self._context_map = dict(context_map or {})
         # The clock used for cache expiry; tests replace it to step over TTLs without sleeping.
@@ -488,12 +515,13 @@ class ContextResolver:
         self._failure_ttl = failure_ttl
         self._allow_remote = allow_remote
         self._hosted_loader = hosted_loader
+        self._hosted_scope: HostedScope = hosted_scope or (lambda: "")  # one partition
         self._core_context = _core().context
-        self._contexts: OrderedDict[str, _Entry] = OrderedDict()
+        self._contexts: OrderedDict[_CacheKey, _Entry] = OrderedDict()
         self._documents: OrderedDict[str, _Document] = OrderedDict()
         self._failures: dict[str, tuple[float, NgsiLdError]] = {}
         self._loading: dict[str, asyncio.Future[_Document]] = {}
-        self._building: dict[str, asyncio.Future[Context]] = {}
+        self._building: dict[_CacheKey, asyncio.Future[Context]] = {}
 
     @property
     def core(self) -> Context:
@@ -515,16 +543,20 @@ class ContextResolver:
             raise InvalidLdContext(
                 "the @context must be a URL, an array of URLs and objects, or an object"
             )
-        entry = self._contexts.get(key)
-        if entry is not None and entry.expires > self.clock():
-            self._contexts.move_to_end(key)
-            if entry.documents:
-                now = time.time()
-                for document in entry.documents:
-                    document.hits += 1
-                    document.last_used = now
-            return entry.context
-        return await self._shared(self._building, key, lambda: self._build(source, key))
+        scope = self._hosted_scope()
+        for cache_key in ((scope, key), (None, key)):
+            entry = self._contexts.get(cache_key)
+            if entry is not None and entry.expires > self.clock():
+                self._contexts.move_to_end(cache_key)
+                if entry.documents:
+                    now = time.time()
+                    for document in entry.documents:
+                        document.hits += 1
+                        document.last_used = now
+                return entry.context
+        # One build per partition: a build loads hosted documents of the caller's partition.
+        return await self._shared(self._building, (scope, key),
+                                  lambda: self._build(source, key, scope))
 
     def cached_entries(self) -> list[dict[str, Any]]:
         """The remote (and context_map) documents currently cached, for GET /jsonldContexts
@@ -553,12 +585,21 @@ class ContextResolver:
             )
         return entries
 
+    def cached_document(self, url: str) -> dict[str, Any] | None:
+        """A copy of the document :meth:`cached_entries` lists for ``url``, or None."""
+        document = self._documents.get(url)
+        if document is None or document.expires <= self.clock():
+            return None
+        return copy.deepcopy(document.document)
+
     def forget(self, url: str) -> bool:
         """Drop ``url`` from every cache (document, failure, processed contexts built from it);
         the next resolve loads it afresh. Returns whether anything was cached."""
         dropped = self._documents.pop(url, None) is not None
         dropped = self._failures.pop(url, None) is not None or dropped
-        stale = [key for key, entry in self._contexts.items() if url in entry.urls or key == url]
+        stale = [
+            key for key, entry in self._contexts.items() if url in entry.urls or key[1] == url
+        ]
         for key in stale:
             del self._contexts[key]
         return dropped or bool(stale)
@@ -573,7 +614,7 @@ class ContextResolver:
 
     # -- building ---------------------------------------------------------------------------
 
-    async def _build(self, source: Any, key: str) -> Context:
+    async def _build(self, source: Any, key: str, scope: str) -> Context:
         source = copy.deepcopy(source)
         local = _sanitize(source)
         if isinstance(local, list):
@@ -587,7 +628,7 @@ class ContextResolver:
         if all(isinstance(url, str) and url in CORE_CONTEXT_URLS for url in members):
             # Only core URLs: nothing to process, share the core's maps (and memos).
             context = Context(source, key, core.maps, is_core=True)
-            self._remember(key, _Entry(context, math.inf, frozenset(), ()))
+            self._remember((None, key), _Entry(context, math.inf, frozenset(), ()))
             return context
 
         documents = await self._gather(local)
@@ -602,12 +643,14 @@ class ContextResolver:
             _process, core.active, [local, core.local], sanitized, label
         )
         context = Context(source, key, _maps_from_active(active))
-        cached = tuple(doc for doc in documents.values() if doc.origin != "hosted")
+        cached = tuple(doc for doc in documents.values() if doc.origin in ("remote", "file"))
         expires = min((doc.expires for doc in cached), default=math.inf)
-        self._remember(key, _Entry(context, expires, frozenset(documents), cached))
+        hosted = any(doc.origin == "hosted" for doc in documents.values())
+        self._remember((scope if hosted else None, key),
+                       _Entry(context, expires, frozenset(documents), cached))
         return context
 
-    def _remember(self, key: str, entry: _Entry) -> None:
+    def _remember(self, key: _CacheKey, entry: _Entry) -> None:
         self._contexts[key] = entry
         self._contexts.move_to_end(key)
         while len(self._contexts) > MAX_CACHED_CONTEXTS:
@@ -637,6 +680,19 @@ class ContextResolver:
     # -- loading documents ------------------------------------------------------------------
 
     async def _document(self, url: str) -> _Document:
+        bundled = BUNDLED_CONTEXTS.get(url)
+        if bundled is not None:
+            now = time.time()
+            return _Document(url, _bundled_document(bundled), "bundled", now, math.inf, now, 1)
+        if self._hosted_loader is not None and url not in self._context_map:
+            # Hosted documents belong to the caller's partition: looked up on every load,
+            # ahead of (and never put in) the document, failure and single-flight tables,
+            # which every partition shares.
+            hosted = await self._hosted_loader(url)
+            if hosted is not None:
+                _check_document(url, hosted, "hosted")
+                now = time.time()
+                return _Document(url, hosted, "hosted", now, math.inf, now, 1)
         cached = self._documents.get(url)
         now = self.clock()
         if cached is not None:
@@ -660,12 +716,6 @@ class ContextResolver:
             except LdContextNotAvailable as error:
                 self._remember_failure(url, error)
                 raise
-        if self._hosted_loader is not None:
-            hosted = await self._hosted_loader(url)
-            if hosted is not None:
-                _check_document(url, hosted, "hosted")
-                now = time.time()
-                return _Document(url, hosted, "hosted", now, math.inf, now, 1)
         if not url.startswith(("http://", "https://")):
             raise InvalidLdContext(f"the @context {url!r} is not an http(s) URL")
         if not self._allow_remote:
@@ -766,8 +816,8 @@ class ContextResolver:
 
     async def _shared(
         self,
-        table: dict[str, asyncio.Future[T]],
-        key: str,
+        table: dict[K, asyncio.Future[T]],
+        key: K,
         start: Callable[[], Coroutine[Any, Any, T]],
     ) -> T:
         """Run ``start()`` once for concurrent callers with the same key. The work runs as its

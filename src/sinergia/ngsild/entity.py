@@ -117,6 +117,23 @@ def _check_uri(value: Any, where: str, what: str) -> str:
 def parse_datetime(value: Any, where: str, what: str = "observedAt") -> str:
     """An ISO 8601 date-time, as UTC with milliseconds (``…T…:…:….mmmZ``). A time without
     offset is taken as UTC, as NGSI-LD times are."""
+    if isinstance(value, str):
+        known = _normalised_times.get(value)
+        if known is not None:
+            return known
+    normalised = _parse_datetime(value, where, what)
+    if len(_normalised_times) >= _NORMALISED_TIMES_MAX:
+        _normalised_times.clear()
+    _normalised_times[value] = normalised
+    return normalised
+
+
+# Date-times already normalised: the entities of a batch mostly share their observedAt.
+_normalised_times: dict[str, str] = {}
+_NORMALISED_TIMES_MAX: Final = 4096
+
+
+def _parse_datetime(value: Any, where: str, what: str) -> str:
     if not isinstance(value, str) or len(value) < 13 or value[10] not in "Tt":
         raise _bad(where, f"{what} must be an ISO 8601 date-time, not {_describe(value)}")
     text = value.upper()
@@ -236,12 +253,25 @@ def _parse_members(body: dict[str, Any], ctx: Context) -> Attrs:
 
 
 def _attribute_iri(name: str, ctx: Context, parent: str) -> str:
+    known = _valid_names.get((name, ctx))
+    if known is not None:
+        return known
     where = f"attribute '{parent}{name}'"
     check_name(name, where, "attribute name")
     iri = ctx.expand(name) if name[0] != "@" else name
     if iri[0] == "@":  # "@id", or a term such as "id" that the core context maps to "@id"
         raise _bad(where, "JSON-LD keywords cannot be attribute names")
+    if len(_valid_names) >= _VALID_NAMES_MAX:
+        _valid_names.clear()
+    _valid_names[name, ctx] = iri
     return iri
+
+
+# (name, context) → IRI of attribute names already checked: a batch repeats the same few
+# names thousands of times. Keyed by the Context object itself (it hashes by identity and the
+# key keeps it alive), so one context's expansion is never served for another.
+_valid_names: dict[tuple[str, Context], str] = {}
+_VALID_NAMES_MAX: Final = 4096
 
 
 def parse_attribute(name: str, value: Any, ctx: Context) -> list[Instance]:

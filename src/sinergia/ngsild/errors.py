@@ -30,6 +30,10 @@ class NgsiLdError(Exception):
         body.update(self.extra)
         return body
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the response must carry besides the body (none for most errors)."""
+        return {}
+
 
 class InvalidRequest(NgsiLdError):
     name, status, title = "InvalidRequest", 400, "The request is not well formed"
@@ -97,6 +101,28 @@ class PayloadTooLarge(NgsiLdError):
     """The body exceeds the ``max_body_bytes`` setting (HTTP 413)."""
 
     name, status, title = "PayloadTooLarge", 413, "The request body is too large"
+
+
+class Unauthenticated(NgsiLdError):
+    """The caller sent no credentials, or ones that identify nobody (HTTP 401). The standard
+    names no problem type for this; ``challenge`` becomes the ``WWW-Authenticate`` header
+    (RFC 9110 requires one on every 401), e.g. ``'Bearer realm="sinergia"'``."""
+
+    name, status, title = "Unauthenticated", 401, "The request is not authenticated"
+
+    def __init__(self, detail: str, *, challenge: str, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.challenge = challenge
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": self.challenge}
+
+
+class AccessDenied(NgsiLdError):
+    """The caller is known but may not do this (HTTP 403); the type name is Stellio's, the
+    standard names none."""
+
+    name, status, title = "AccessDenied", 403, "The caller may not access this resource"
 
 
 class MethodNotAllowed(NgsiLdError):

@@ -32,6 +32,7 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 import shapely
+import shapely.errors
 from pyproj import Geod, Transformer
 from pyproj.enums import TransformDirection
 
@@ -487,7 +488,12 @@ def _densify(shape: Any) -> Any:
     if max(maxx - minx, maxy - miny) <= _DENSIFY_DEG:
         return shape
     step = max(_DENSIFY_DEG, float(shapely.length(shape)) / _MAX_DENSIFIED_VERTICES)
-    return shapely.segmentize(shape, step)
+    try:
+        return shapely.segmentize(shape, step)
+    except shapely.errors.GEOSException:
+        # GEOS refuses some degenerate shapes (e.g. zero-length parts of a MultiLineString);
+        # undensified, they are still exact on their own vertices.
+        return shape
 
 
 @functools.lru_cache(maxsize=256)
@@ -688,6 +694,13 @@ def make_predicate(q: GeoQuery) -> Callable[[dict[str, Any]], bool]:
     query; ``contains`` -> stored contains query; ``intersects``, ``equals`` (topological),
     ``disjoint``, ``overlaps`` as in OGC/GEOS. Unreadable stored geometries never match."""
     return _Compiled(q).predicate()
+
+
+def filter_points(q: GeoQuery, xs: np.ndarray[Any, Any],
+                  ys: np.ndarray[Any, Any]) -> list[bool]:
+    """``make_predicate(q)`` on the stored Points ``(xs[i], ys[i])`` (lon/lat degrees), in one
+    vectorised call: for a storage backend that keeps Points as coordinates."""
+    return _Compiled(q).points(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float))
 
 
 def filter_geometries(q: GeoQuery, geoms: Sequence[dict[str, Any]]) -> list[bool]:

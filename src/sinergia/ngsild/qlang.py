@@ -20,6 +20,10 @@ q semantics, on the internal entity form of :mod:`sinergia.ngsild.model`:
   anything else simply does not match.
 - ``==``/``>``/… and ``~=`` hold when any candidate satisfies them. ``!=`` and ``!~=`` hold
   for an instance when it has at least one comparable candidate and none is equal (matches).
+- A ``VocabProperty`` stores its vocab as expanded IRIs, so (as the standard asks) the strings
+  of a query value compared with its vocab are expanded with the request's @context too:
+  :func:`resolve_q` keeps both forms, and ``Comparison.vocab_value`` is used on the instances
+  of that kind (regular expressions are never expanded).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from lark import Lark, Token
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from sinergia.ngsild.errors import BadRequestData, TooComplexQuery
-from sinergia.ngsild.model import LANGUAGE_PROPERTY, VALUE_MEMBER
+from sinergia.ngsild.model import LANGUAGE_PROPERTY, VALUE_MEMBER, VOCAB_PROPERTY
 
 Scalar = str | int | float | bool
 
@@ -74,11 +78,14 @@ class AttrPath:
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
-    """``path op value``; ``op is None`` means "the attribute exists"."""
+    """``path op value``; ``op is None`` means "the attribute exists". ``vocab_value`` is
+    ``value`` with its strings expanded as vocabulary terms (see :func:`resolve_q`): what the
+    vocab of a ``VocabProperty`` is compared with, None when the value has no strings."""
 
     path: AttrPath
     op: Op | None = None
     value: QValue | None = None
+    vocab_value: QValue | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -593,14 +600,46 @@ def format_q(expr: QExpr) -> str:
 # --- @context resolution --------------------------------------------------------------------
 
 
-def resolve_q(expr: QExpr, expand: Expander) -> QExpr:
-    """The same expression with attribute names expanded (reserved members and keys kept)."""
+def resolve_q(expr: QExpr, expand: Expander, expand_vocab: Expander | None = None) -> QExpr:
+    """The same expression with attribute names expanded (reserved members and keys kept).
+    With ``expand_vocab`` (the @context's term expansion) each comparison of strings also
+    gets its ``vocab_value``."""
     if isinstance(expr, Comparison):
         path = expr.path
         subs = tuple(s if s in RESERVED_MEMBERS else expand(s) for s in path.subs)
-        return Comparison(AttrPath(expand(path.attr), subs, path.keys), expr.op, expr.value)
-    terms = tuple(resolve_q(t, expand) for t in expr.terms)
+        vocab = None
+        if expand_vocab is not None and expr.op is not None and expr.op not in PATTERN_OPS:
+            vocab = vocab_terms(expr.value, expand_vocab)
+        return Comparison(AttrPath(expand(path.attr), subs, path.keys), expr.op, expr.value,
+                          vocab)
+    terms = tuple(resolve_q(t, expand, expand_vocab) for t in expr.terms)
     return And(terms) if isinstance(expr, And) else Or(terms)
+
+
+def vocab_terms(value: QValue | None, expand: Expander) -> QValue | None:
+    """``value`` with each string expanded by ``expand``; None when it holds no string."""
+    if isinstance(value, str):
+        return expand(value)
+    if isinstance(value, Range) and isinstance(value.low, str) and isinstance(value.high, str):
+        return Range(expand(value.low), expand(value.high))
+    if isinstance(value, tuple) and any(isinstance(v, str) for v in value):
+        return tuple(expand(v) if isinstance(v, str) else v for v in value)
+    return None
+
+
+def q_strings(expr: QExpr) -> Iterator[str]:
+    """Every string a comparison (not a pattern) of ``expr`` compares with: what
+    ``expand_vocab`` of :func:`resolve_q` is asked to expand."""
+    if isinstance(expr, Comparison):
+        if expr.op is None or expr.op in PATTERN_OPS:
+            return
+        value = expr.value
+        items = (value.low, value.high) if isinstance(value, Range) else (
+            value if isinstance(value, tuple) else (value,))
+        yield from (item for item in items if isinstance(item, str))
+    else:
+        for term in expr.terms:
+            yield from q_strings(term)
 
 
 def resolve_types(expr: TypeExpr, expand: Expander) -> TypeExpr:
@@ -653,20 +692,23 @@ def _instances(holder: Any, name: str) -> list[Any]:
     return found if isinstance(found, list) else []
 
 
-def _target(path: AttrPath, instance: Any) -> tuple[Any, bool]:
-    """(value the keys lead to or _MISSING, whether it is a whole language map)."""
+def _target(path: AttrPath, instance: Any) -> tuple[Any, bool, bool]:
+    """(value the keys lead to or _MISSING, whether it is a whole language map, whether it is
+    the vocab of a VocabProperty)."""
     if not isinstance(instance, dict):
-        return _MISSING, False
+        return _MISSING, False, False
+    vocab = False
     if path.subs and path.subs[-1] in RESERVED_MEMBERS:
         member, lang = path.subs[-1], False
     else:
         kind = instance.get("type")
         member = VALUE_MEMBER.get(kind, "value") if isinstance(kind, str) else "value"
         lang = kind == LANGUAGE_PROPERTY and not path.keys
+        vocab = kind == VOCAB_PROPERTY
     value = instance.get(member, _MISSING)
     for key in path.keys:
         value = value.get(key, _MISSING) if isinstance(value, dict) else _MISSING
-    return value, lang
+    return value, lang, vocab
 
 
 def candidates(value: Any, lang: bool) -> Iterator[Any]:
@@ -692,11 +734,13 @@ def _instance_matches(cmp: Comparison, instance: Any) -> bool:
         if not path.keys and not (path.subs and path.subs[-1] in RESERVED_MEMBERS):
             return True
         return _target(path, instance)[0] is not _MISSING
-    value, lang = _target(path, instance)
+    value, lang, vocab = _target(path, instance)
     if value is _MISSING:
         return False
     cands = list(candidates(value, lang))
     query = cmp.value
+    if vocab and cmp.vocab_value is not None and cmp.op not in PATTERN_OPS:
+        query = cmp.vocab_value
     if cmp.op in PATTERN_OPS:
         regex = compiled_regex(str(query))
         texts = [c for c in cands if isinstance(c, str)]

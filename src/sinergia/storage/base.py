@@ -6,6 +6,10 @@ delete) — and the backend runs them atomically against the current state. The 
 NGSI-LD therefore live once, in the broker, and every backend (SQLite, PostgreSQL) only has to
 provide atomic read-modify-write and group commit. An edit that raises an ``NgsiLdError`` fails
 alone; the others in the same call still commit.
+
+The same transaction that commits a change also records it in the history (when the store was
+opened with history on) and writes the notifications it causes to the outbox (whatever the
+change listener returns), so a change is never visible without its history and notifications.
 """
 
 from __future__ import annotations
@@ -13,21 +17,27 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from sinergia.ngsild.errors import NgsiLdError
-from sinergia.ngsild.model import Entity
+from sinergia.ngsild.model import Entity, Instance
+from sinergia.ngsild.qlang import TypeExpr
 from sinergia.ngsild.query import EntityQuery, QueryResult
+
+if TYPE_CHECKING:
+    from sinergia.ngsild.history import HistoryInstance
 
 EditFn = Callable[[Entity | None], Entity | None]
 
 
 @dataclass(frozen=True, slots=True)
 class Edit:
-    """Change one entity: ``fn(current) -> new``; ``new is None`` deletes."""
+    """Change one entity: ``fn(current) -> new``; ``new is None`` deletes. ``history=False``
+    leaves the change out of the history (the temporal API records its instances itself)."""
 
     entity_id: str
     fn: EditFn
+    history: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +67,110 @@ class AttributeInfo:
     count: int
     kinds: tuple[str, ...]
     types: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    tenant: str
+    id: str
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A notification to deliver: which subscription, and what the notifier needs to render
+    it (plain JSON; the entity snapshots in internal form)."""
+
+    subscription_id: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    tenant: str
+    subscription_id: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+class ChangeListener(Protocol):
+    def __call__(self, tenant: str,
+                 results: Sequence[EditResult]) -> Sequence[OutboxMessage]: ...
+
+
+class RecordsView(Protocol):
+    """One process's in-memory copy of one kind of records, which its change listener decides
+    by (the subscription index). ``generation`` is the :meth:`Store.records_generation` the
+    copy reflects, read *before* the records; ``refresh`` reads them again (and updates it)."""
+
+    kind: str
+    generation: int
+
+    async def refresh(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryStatus:
+    times_sent: int = 0
+    times_failed: int = 0
+    last_notification: str | None = None
+    last_success: str | None = None
+    last_failure: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """The last attempt succeeded (or none was made yet)."""
+        return self.last_failure is None or (self.last_success or "") >= self.last_failure
+
+
+TimeProperty = Literal["observedAt", "createdAt", "modifiedAt", "deletedAt"]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """Which history to read. Entities are selected by ``ids``/``id_pattern``/``type`` (ANDed,
+    names expanded) among those that have history; instances by ``attrs`` and a half-open
+    time window ``[start_ms, end_ms)`` on ``timeproperty`` (``None`` = unbounded).
+    ``last_n`` keeps the newest N instances of each attribute (returned oldest first).
+    With ``series`` each attribute comes back as a :class:`Series` of numbers-or-values,
+    which is what aggregation needs and much cheaper than whole instances."""
+
+    ids: tuple[str, ...] | None = None
+    id_pattern: str | None = None
+    type: TypeExpr | None = None
+    attrs: tuple[str, ...] | None = None
+    timeproperty: TimeProperty = "observedAt"
+    start_ms: int | None = None
+    end_ms: int | None = None
+    last_n: int | None = None
+    instance_limit: int | None = None
+    series: bool = False
+    limit: int = 20
+    offset: int = 0
+    count: bool = False
+
+
+@dataclass(slots=True)
+class Series:
+    times_ms: list[int]
+    values: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TemporalEntity:
+    """One entity's history: ``attrs`` maps attribute IRIs to instances (oldest first) — each
+    an internal instance with ``instanceId`` and its time members — or to a :class:`Series`."""
+
+    id: str
+    types: tuple[str, ...]
+    attrs: dict[str, list[Instance]] | dict[str, Series]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryResult:
+    entities: list[TemporalEntity]
+    count: int | None = None
 
 
 @runtime_checkable
@@ -95,17 +209,93 @@ class Store(Protocol):
     async def attributes(self, tenant: str) -> list[AttributeInfo]:
         ...
 
-    async def put_context(self, tenant: str, context_id: str, record: dict[str, Any]) -> None:
-        """Store a hosted or cached @context record (see ``sinergia.broker.contexts``)."""
+    # -- per-tenant documents: hosted @contexts, subscriptions, device registrations, ... --
 
-    async def get_context(self, tenant: str, context_id: str) -> dict[str, Any] | None:
+    async def put_record(self, kind: str, tenant: str, record_id: str, record: dict[str, Any],
+                         *, only_if_absent: bool = False) -> bool:
+        """Store a document; with ``only_if_absent`` refuse (return False) when one exists."""
+
+    async def get_record(self, kind: str, tenant: str, record_id: str) -> dict[str, Any] | None:
         ...
 
-    async def list_contexts(self, tenant: str) -> list[dict[str, Any]]:
+    async def list_records(self, kind: str, tenant: str | None = None) -> list[Record]:
+        """Records of one kind, of one tenant or (``None``) of every tenant, by tenant and id."""
+
+    async def delete_record(self, kind: str, tenant: str, record_id: str) -> bool:
         ...
 
-    async def delete_context(self, tenant: str, context_id: str) -> bool:
+    async def records_generation(self, kind: str) -> int:
+        """A number that changes, in the same transaction, whenever any process puts or
+        deletes a record of ``kind`` (counted from the first time anyone asked for the kind;
+        subscriptions always). Cheap: compare it to know whether a cached copy is current."""
+
+    async def wait_records(self, kind: str, timeout: float) -> bool:
+        """Return True soon after a record of ``kind`` was put or deleted (by this process; on
+        PostgreSQL by any process sharing the database), False after ``timeout``. Sticky
+        and allowed to be spurious, like :meth:`wait_outbox`."""
+
+    # -- change listener and outbox (notifications commit with the change that causes them) --
+
+    def set_change_listener(self, listener: ChangeListener | None,
+                            view: RecordsView | None = None) -> None:
+        """Called inside every write transaction with its successful results; the messages it
+        returns are written to the outbox in the same transaction.
+
+        With the ``view`` the listener decides by, the transaction first compares the view's
+        generation with the database's; when another process changed those records since,
+        the store calls ``view.refresh()`` and runs the edits again. So a change that is
+        acknowledged after a subscription was (in any process) is matched against it."""
+
+    async def enqueue(self, tenant: str, messages: Sequence[OutboxMessage]) -> None:
+        """Write messages to the outbox outside an entity change (periodic notifications)."""
+
+    async def claim_outbox(self, limit: int, lease_seconds: float) -> list[OutboxItem]:
+        """Take up to ``limit`` due messages, oldest first, and hide them from other claimers
+        for ``lease_seconds``: a crashed claimer's messages become due again by themselves."""
+
+    async def settle_outbox(self, done: Sequence[int],
+                            retry: Sequence[tuple[int, float]] = (),
+                            defer: Sequence[tuple[int, float]] = ()) -> None:
+        """Remove delivered (or abandoned) messages; reschedule ``(id, not_before)`` ones:
+        ``retry`` after a failed attempt (counted), ``defer`` without an attempt (the
+        receiver was busy)."""
+
+    async def outbox_size(self) -> int:
         ...
+
+    async def wait_outbox(self, timeout: float) -> bool:
+        """Return True soon after new outbox messages were committed (by this process; on
+        PostgreSQL by any process sharing the database), False after ``timeout``. A commit
+        while nobody waits is kept for the next wait; a spurious True is allowed."""
+
+    async def note_delivery(self, tenant: str, subscription_id: str, ok: bool, at: str) -> None:
+        """Count one delivery attempt's outcome in the subscription's status."""
+
+    async def delivery_status(self, tenant: str, subscription_id: str) -> DeliveryStatus:
+        ...
+
+    # -- history (the temporal API) ----------------------------------------------------------
+
+    async def add_history(self, tenant: str, entity_id: str, types: Sequence[str],
+                          instances: Sequence[HistoryInstance]) -> None:
+        """Record instances given explicitly (temporal API writes); ``apply`` records the
+        changes it makes by itself when history is on."""
+
+    async def query_history(self, tenant: str, query: HistoryQuery) -> HistoryResult:
+        ...
+
+    async def delete_history(self, tenant: str, entity_id: str, attr: str | None = None,
+                             instance_id: str | None = None) -> int:
+        """Delete an entity's history, one attribute's, or one instance; return how many
+        records (instances, and the entity or attribute itself) were deleted: 0 = none."""
+
+    async def replace_history_instance(self, tenant: str, entity_id: str, attr: str,
+                                       instance: HistoryInstance) -> bool:
+        """Replace the instance with ``instance.instance_id``; False if there is none."""
+
+    async def purge_history(self, older_than_ms: int, limit: int = 10_000) -> int:
+        """Delete up to ``limit`` instances recorded before ``older_than_ms``; return how many.
+        Called repeatedly in the background so a large purge never blocks writers long."""
 
 
 # URL scheme -> "module:Class". Drivers are imported only when their scheme is used.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,15 +22,35 @@ import orjson
 
 from sinergia.ngsild.errors import InternalError, NgsiLdError
 from sinergia.ngsild.geo import geometry_bbox, make_predicate
+from sinergia.ngsild.history import HistoryInstance
 from sinergia.ngsild.model import GEOPROPERTY, Entity, now_iso
 from sinergia.ngsild.query import EntityQuery, QueryResult
-from sinergia.storage import sqlite_filters
-from sinergia.storage.base import AttributeInfo, Edit, EditResult, TypeInfo
+from sinergia.storage import sqlite_filters, sqlite_history, sqlite_values
+from sinergia.storage.base import (
+    AttributeInfo,
+    ChangeListener,
+    DeliveryStatus,
+    Edit,
+    EditResult,
+    HistoryQuery,
+    HistoryResult,
+    OutboxItem,
+    OutboxMessage,
+    Record,
+    RecordsView,
+    TypeInfo,
+)
+from sinergia.storage.sqlite_coalesce import Coalescer
 from sinergia.storage.sqlite_queries import count_sql, select_sql
 from sinergia.storage.sqlite_schema import migrate
 from sinergia.storage.sqlite_writer import Writer
+from sinergia.storage.wakeups import Wakeups
 
 log = logging.getLogger(__name__)
+
+# One call of SQLiteStore.apply: tenant, edits, the listener view's (kind, generation) to check.
+_ApplyCall = tuple[str, list[Edit], tuple[str, int | None] | None]
+_ApplyOutcome = tuple[list[EditResult], int] | BaseException | None
 
 
 def path_from_url(url: str) -> str:
@@ -44,8 +65,14 @@ def path_from_url(url: str) -> str:
 
 class SQLiteStore:
     def __init__(self, url: str, *, synchronous: str = "full", readers: int = 4,
-                 write_batch_max: int = 512, **_: Any) -> None:
+                 write_batch_max: int = 512, history: bool = True, **_: Any) -> None:
         self.url = url
+        self._history = history
+        self._listener: ChangeListener | None = None
+        self._view: RecordsView | None = None
+        # Rung after this process's own commits; other processes sharing the file are seen
+        # when the waiters' timeouts make them look anyway.
+        self._wakeups = Wakeups()
         path = path_from_url(url)
         if path == ":memory:":
             # A private shared-cache memory database, so the writer and readers see one DB.
@@ -58,7 +85,11 @@ class SQLiteStore:
             raise ValueError("sqlite_synchronous must be full, normal or extra")
         self._synchronous = synchronous.upper()
         self._readers = anyio.CapacityLimiter(max(1, readers))
-        self._writer = Writer(self._connect_writer, batch_max=write_batch_max)
+        self._attr_ids = sqlite_values.AttrIds()
+        self._writer = Writer(self._connect_writer, batch_max=write_batch_max,
+                              on_rollback=self._attr_ids.forget)
+        self._applies: Coalescer[_ApplyCall, _ApplyOutcome] = Coalescer(self._writer,
+                                                                         self._apply_calls)
         self._local = threading.local()
         self._keepalive: sqlite3.Connection | None = None
         self._all_readers: list[sqlite3.Connection] = []
@@ -117,11 +148,193 @@ class SQLiteStore:
 
     # -- writes --------------------------------------------------------------------------
 
+    def set_change_listener(self, listener: ChangeListener | None,
+                            view: RecordsView | None = None) -> None:
+        self._listener, self._view = listener, view
+
     async def apply(self, tenant: str, edits: Sequence[Edit]) -> list[EditResult]:
-        edits = list(edits)
-        results: list[EditResult] = await self._writer.submit(
-            lambda conn: _apply_edits(conn, tenant, edits))
+        view = self._view
+        # (kind, generation) the listener's view must still have, or None: no check. After one
+        # refresh, begun after this call was, the view knows every change made before it.
+        check = None if view is None else (view.kind, view.generation)
+        call = (tenant, list(edits), check)
+        outcome = await self._applies.submit(call)
+        while outcome is None:
+            assert view is not None
+            await view.refresh()
+            outcome = await self._applies.submit((call[0], call[1], None))
+        if isinstance(outcome, BaseException):
+            raise outcome
+        results, queued = outcome
+        if queued:
+            self._wakeups.outbox.ring()
         return results
+
+    def _apply_calls(self, conn: sqlite3.Connection,
+                     calls: list[_ApplyCall]) -> list[_ApplyOutcome]:
+        """The writer's side of :meth:`apply` for the calls of one batch, in order: None for a
+        call whose listener view is out of date (nothing written: refresh and rerun), else
+        its results and how many notifications it queued, or the error that stopped it.
+        Consecutive calls of one tenant are applied together."""
+        outcomes: list[_ApplyOutcome] = [None] * len(calls)
+        generations: dict[str, int | None] = {}
+        runs: list[tuple[str, list[int]]] = []
+        for index, (tenant, _, check) in enumerate(calls):
+            if check is not None:
+                if check[0] not in generations:
+                    generations[check[0]] = _generation(conn, check[0])
+                if generations[check[0]] != check[1]:
+                    continue
+            if runs and runs[-1][0] == tenant:
+                runs[-1][1].append(index)
+            else:
+                runs.append((tenant, [index]))
+        for tenant, indexes in runs:
+            try:
+                self._in_savepoint(conn, tenant, calls, indexes, outcomes)
+            except Exception:
+                # Again one by one, so that whatever failed fails only the call it belongs to.
+                for index in indexes:
+                    try:
+                        self._in_savepoint(conn, tenant, calls, [index], outcomes)
+                    except Exception as exc:
+                        log.exception("SQLite write failed")
+                        outcomes[index] = exc
+        return outcomes
+
+    def _in_savepoint(self, conn: sqlite3.Connection, tenant: str, calls: list[_ApplyCall],
+                      indexes: list[int], outcomes: list[_ApplyOutcome]) -> None:
+        conn.execute("SAVEPOINT apply_run")
+        try:
+            self._apply_run(conn, tenant, calls, indexes, outcomes)
+        except BaseException:
+            conn.execute("ROLLBACK TO apply_run")
+            conn.execute("RELEASE apply_run")
+            self._attr_ids.forget()  # ids assigned inside the savepoint are gone
+            raise
+        conn.execute("RELEASE apply_run")
+
+    def _apply_run(self, conn: sqlite3.Connection, tenant: str, calls: list[_ApplyCall],
+                   indexes: list[int], outcomes: list[_ApplyOutcome]) -> None:
+        edits = [edit for index in indexes for edit in calls[index][1]]
+        results = _apply_edits(conn, tenant, edits, self._attr_ids)
+        ok = [r for r in results if r.error is None and r.after is not r.before]
+        queued = 0
+        if ok:
+            if self._history:
+                sqlite_history.record_changes(
+                    conn, tenant, [r for r, e in zip(results, edits, strict=True)
+                                   if e.history and r.error is None], now_iso())
+            listener = self._listener
+            messages = listener(tenant, ok) if listener is not None else ()
+            queued = _enqueue(conn, tenant, messages, time.time())
+        start = 0
+        for index in indexes:
+            end = start + len(calls[index][1])
+            outcomes[index] = (results[start:end], queued)
+            start = end
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    async def wait_outbox(self, timeout: float) -> bool:
+        """True when this process committed new outbox messages, False after ``timeout``
+        (other processes sharing the file are seen by the waiter's next look)."""
+        return await self._wakeups.outbox.wait(timeout)
+
+    async def enqueue(self, tenant: str, messages: Sequence[OutboxMessage]) -> None:
+        def job(conn: sqlite3.Connection) -> int:
+            return _enqueue(conn, tenant, messages, time.time())
+
+        if await self._writer.submit(job):
+            self._wakeups.outbox.ring()
+
+    async def claim_outbox(self, limit: int, lease_seconds: float) -> list[OutboxItem]:
+        def job(conn: sqlite3.Connection) -> list[OutboxItem]:
+            now = time.time()
+            rows = conn.execute(
+                "SELECT id, tenant, subscription_id, payload, attempts FROM outbox "
+                "WHERE due <= ? ORDER BY due, id LIMIT ?", (now, limit)).fetchall()
+            conn.executemany("UPDATE outbox SET due = ? WHERE id = ?",
+                             [(now + lease_seconds, row[0]) for row in rows])
+            return [OutboxItem(i, t, s, orjson.loads(p), a) for i, t, s, p, a in rows]
+
+        items: list[OutboxItem] = await self._writer.submit(job)
+        return items
+
+    async def settle_outbox(self, done: Sequence[int],
+                            retry: Sequence[tuple[int, float]] = (),
+                            defer: Sequence[tuple[int, float]] = ()) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in done])
+            conn.executemany("UPDATE outbox SET due = ?, attempts = attempts + 1 WHERE id = ?",
+                             [(due, i) for i, due in retry])
+            conn.executemany("UPDATE outbox SET due = ? WHERE id = ?",
+                             [(due, i) for i, due in defer])
+
+        await self._writer.submit(job)
+
+    async def outbox_size(self) -> int:
+        (size,) = self._reader().execute("SELECT count(*) FROM outbox").fetchone()
+        return int(size)
+
+    async def note_delivery(self, tenant: str, subscription_id: str, ok: bool, at: str) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO delivery_status (tenant, subscription_id, times_sent, times_failed,"
+                " last_notification, last_success, last_failure) VALUES (?, ?, 1, ?, ?, ?, ?) "
+                "ON CONFLICT (tenant, subscription_id) DO UPDATE SET "
+                "times_sent = times_sent + 1, times_failed = times_failed + excluded.times_failed,"
+                " last_notification = excluded.last_notification, "
+                "last_success = coalesce(excluded.last_success, last_success), "
+                "last_failure = coalesce(excluded.last_failure, last_failure)",
+                (tenant, subscription_id, 0 if ok else 1, at, at if ok else None,
+                 None if ok else at))
+
+        await self._writer.submit(job)
+
+    async def delivery_status(self, tenant: str, subscription_id: str) -> DeliveryStatus:
+        row = self._reader().execute(
+            "SELECT times_sent, times_failed, last_notification, last_success, last_failure "
+            "FROM delivery_status WHERE tenant = ? AND subscription_id = ?",
+            (tenant, subscription_id)).fetchone()
+        return DeliveryStatus() if row is None else DeliveryStatus(*row)
+
+    # -- history ---------------------------------------------------------------------------
+
+    async def add_history(self, tenant: str, entity_id: str, types: Sequence[str],
+                          instances: Sequence[HistoryInstance]) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            _ensure_tenant(conn, tenant)
+            sqlite_history.add_instances(conn, tenant, entity_id, types, instances)
+
+        await self._writer.submit(job)
+
+    async def query_history(self, tenant: str, query: HistoryQuery) -> HistoryResult:
+        result: HistoryResult = await self._read(sqlite_history.query, tenant, query)
+        return result
+
+    async def delete_history(self, tenant: str, entity_id: str, attr: str | None = None,
+                             instance_id: str | None = None) -> int:
+        def job(conn: sqlite3.Connection) -> int:
+            return sqlite_history.delete_history(conn, tenant, entity_id, attr, instance_id)
+
+        gone: int = await self._writer.submit(job)
+        return gone
+
+    async def replace_history_instance(self, tenant: str, entity_id: str, attr: str,
+                                       instance: HistoryInstance) -> bool:
+        def job(conn: sqlite3.Connection) -> bool:
+            return sqlite_history.replace_instance(conn, tenant, entity_id, attr, instance)
+
+        replaced: bool = await self._writer.submit(job)
+        return replaced
+
+    async def purge_history(self, older_than_ms: int, limit: int = 10_000) -> int:
+        def job(conn: sqlite3.Connection) -> int:
+            return sqlite_history.purge(conn, older_than_ms, limit)
+
+        gone: int = await self._writer.submit(job)
+        return gone
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -155,37 +368,63 @@ class SQLiteStore:
         infos: list[AttributeInfo] = await self._read(_attributes, tenant)
         return infos
 
-    # -- @context records ------------------------------------------------------------------
+    # -- per-tenant records ---------------------------------------------------------------
 
-    async def put_context(self, tenant: str, context_id: str, record: dict[str, Any]) -> None:
+    async def put_record(self, kind: str, tenant: str, record_id: str, record: dict[str, Any],
+                         *, only_if_absent: bool = False) -> bool:
         doc = orjson.dumps(record).decode()
+        verb = "INSERT OR IGNORE" if only_if_absent else "INSERT OR REPLACE"
 
-        def job(conn: sqlite3.Connection) -> None:
+        def job(conn: sqlite3.Connection) -> bool:
             _ensure_tenant(conn, tenant)
-            conn.execute("INSERT OR REPLACE INTO contexts (tenant, id, record) VALUES (?, ?, ?)",
-                         (tenant, context_id, doc))
+            cursor = conn.execute(f"{verb} INTO records (kind, tenant, id, record) "
+                                  "VALUES (?, ?, ?, ?)", (kind, tenant, record_id, doc))
+            return _record_changed(conn, kind, cursor.rowcount > 0)
 
-        await self._writer.submit(job)
+        stored: bool = await self._writer.submit(job)
+        if stored:
+            self._wakeups.records(kind).ring()
+        return stored
 
-    async def get_context(self, tenant: str, context_id: str) -> dict[str, Any] | None:
+    async def get_record(self, kind: str, tenant: str, record_id: str) -> dict[str, Any] | None:
         row = self._reader().execute(
-            "SELECT record FROM contexts WHERE tenant = ? AND id = ?", (tenant, context_id)
-        ).fetchone()
+            "SELECT record FROM records WHERE kind = ? AND tenant = ? AND id = ?",
+            (kind, tenant, record_id)).fetchone()
         return None if row is None else orjson.loads(row[0])
 
-    async def list_contexts(self, tenant: str) -> list[dict[str, Any]]:
-        rows = self._reader().execute(
-            "SELECT record FROM contexts WHERE tenant = ? ORDER BY id", (tenant,)).fetchall()
-        return [orjson.loads(record) for (record,) in rows]
+    async def list_records(self, kind: str, tenant: str | None = None) -> list[Record]:
+        sql = "SELECT tenant, id, record FROM records WHERE kind = ?"
+        params: tuple[str, ...] = (kind,)
+        if tenant is not None:
+            sql += " AND tenant = ?"
+            params = (kind, tenant)
+        rows = self._reader().execute(sql + " ORDER BY tenant, id", params).fetchall()
+        return [Record(t, i, orjson.loads(r)) for t, i, r in rows]
 
-    async def delete_context(self, tenant: str, context_id: str) -> bool:
+    async def delete_record(self, kind: str, tenant: str, record_id: str) -> bool:
         def job(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute("DELETE FROM contexts WHERE tenant = ? AND id = ?",
-                                  (tenant, context_id))
-            return cursor.rowcount > 0
+            cursor = conn.execute("DELETE FROM records WHERE kind = ? AND tenant = ? AND id = ?",
+                                  (kind, tenant, record_id))
+            return _record_changed(conn, kind, cursor.rowcount > 0)
 
         deleted: bool = await self._writer.submit(job)
+        if deleted:
+            self._wakeups.records(kind).ring()
         return deleted
+
+    async def records_generation(self, kind: str) -> int:
+        generation = _generation(self._reader(), kind)
+        if generation is None:  # start counting this kind's changes
+            def job(conn: sqlite3.Connection) -> int | None:
+                conn.execute("INSERT OR IGNORE INTO record_generations (kind, generation) "
+                             "VALUES (?, 0)", (kind,))
+                return _generation(conn, kind)
+
+            generation = await self._writer.submit(job)
+        return generation or 0
+
+    async def wait_records(self, kind: str, timeout: float) -> bool:
+        return await self._wakeups.records(kind).wait(timeout)
 
 
 # -- work done inside the writer's transaction ----------------------------------------------
@@ -196,10 +435,34 @@ def _ensure_tenant(conn: sqlite3.Connection, tenant: str) -> None:
                  (tenant, now_iso()))
 
 
-def _apply_edits(conn: sqlite3.Connection, tenant: str, edits: list[Edit]) -> list[EditResult]:
+def _generation(conn: sqlite3.Connection, kind: str) -> int | None:
+    row = conn.execute("SELECT generation FROM record_generations WHERE kind = ?",
+                       (kind,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _record_changed(conn: sqlite3.Connection, kind: str, changed: bool) -> bool:
+    """Count a change of a record of ``kind`` (when its changes are counted)."""
+    if changed:
+        conn.execute("UPDATE record_generations SET generation = generation + 1 "
+                     "WHERE kind = ?", (kind,))
+    return changed
+
+
+def _enqueue(conn: sqlite3.Connection, tenant: str, messages: Sequence[OutboxMessage],
+             due: float) -> int:
+    if messages:
+        conn.executemany(
+            "INSERT INTO outbox (tenant, subscription_id, payload, due) VALUES (?, ?, ?, ?)",
+            [(tenant, m.subscription_id, orjson.dumps(m.payload).decode(), due)
+             for m in messages])
+    return len(messages)
+
+
+def _apply_edits(conn: sqlite3.Connection, tenant: str, edits: list[Edit],
+                 attr_ids: sqlite_values.AttrIds | None = None) -> list[EditResult]:
     """Compute every edit against the current state (edits of one call see each other's
     effects, in order), then write the net changes with a few ``executemany`` calls."""
-    _ensure_tenant(conn, tenant)
     ids = list(dict.fromkeys(edit.entity_id for edit in edits))
     stored = _load_many(conn, tenant, ids)            # id -> (rid, doc)
     state: dict[str, Entity | None] = {i: (stored[i][1] if i in stored else None) for i in ids}
@@ -218,7 +481,10 @@ def _apply_edits(conn: sqlite3.Connection, tenant: str, edits: list[Edit]) -> li
             continue
         state[edit.entity_id] = after
         results.append(EditResult(edit.entity_id, before, after))
-    _write_state(conn, tenant, stored, state)
+    if any(result.error is None for result in results):
+        # A tenant is created by its first successful write; a failed one changes nothing.
+        _ensure_tenant(conn, tenant)
+    _write_state(conn, tenant, stored, state, attr_ids or sqlite_values.AttrIds())
     return results
 
 
@@ -237,14 +503,16 @@ def _load_many(conn: sqlite3.Connection, tenant: str,
 
 
 def _write_state(conn: sqlite3.Connection, tenant: str, stored: dict[str, tuple[int, Entity]],
-                 state: dict[str, Entity | None]) -> None:
+                 state: dict[str, Entity | None], attr_ids: sqlite_values.AttrIds) -> None:
     deleted: list[tuple[int]] = []
     updated: list[tuple[str, int]] = []
     inserted: list[tuple[int, str, str, str]] = []
-    reindexed: list[int] = []
+    retyped: list[tuple[int]] = []    # rows whose entity_types must be rewritten
+    relocated: list[tuple[int]] = []  # rows whose geo index entries must be rewritten
     (next_rid,) = conn.execute("SELECT coalesce(max(rid), 0) + 1 FROM entities").fetchone()
     types: list[tuple[str, str, int]] = []
     geo: list[tuple[int, str, tuple[float, float, float, float]]] = []
+    values: list[tuple[int, Entity | None, Entity | None]] = []
     for entity_id, entity in state.items():
         old = stored.get(entity_id)
         if old is not None and entity is old[1]:
@@ -252,28 +520,39 @@ def _write_state(conn: sqlite3.Connection, tenant: str, stored: dict[str, tuple[
         if entity is None:
             if old is not None:
                 deleted.append((old[0],))
-                reindexed.append(old[0])
+                retyped.append((old[0],))
+                relocated.append((old[0],))
+                values.append((old[0], old[1], None))
             continue
         doc = orjson.dumps(entity).decode()
+        geometries = _geometries(entity)
         if old is None:
             rid = next_rid
             next_rid += 1
             inserted.append((rid, tenant, entity_id, doc))
+            new_types, new_geo = True, True
         else:
             rid = old[0]
             updated.append((doc, rid))
-            reindexed.append(rid)
-        types.extend((tenant, t, rid) for t in entity["type"])
-        for attr, instances in entity.get("attrs", {}).items():
-            for instance in instances:
-                if instance.get("type") == GEOPROPERTY and isinstance(instance.get("value"), dict):
-                    geo.append((rid, attr, geometry_bbox(instance["value"])))
-    if reindexed:
-        marks = [(rid,) for rid in reindexed]
-        conn.executemany("DELETE FROM entity_types WHERE rid = ?", marks)
+            # Most updates change values, not types or places: leave those indexes alone.
+            new_types = old[1].get("type") != entity["type"]
+            new_geo = _geometries(old[1]) != geometries
+            if new_types:
+                retyped.append((rid,))
+            if new_geo:
+                relocated.append((rid,))
+        values.append((rid, None if old is None else old[1], entity))
+        if new_types:
+            types.extend((tenant, t, rid) for t in entity["type"])
+        if new_geo:
+            geo.extend((rid, attr, geometry_bbox(value)) for attr, value in geometries)
+    if retyped:
+        conn.executemany("DELETE FROM entity_types WHERE rid = ?", retyped)
+    if relocated:
         conn.executemany(
-            "DELETE FROM geo_index WHERE gid IN (SELECT gid FROM geo_refs WHERE rid = ?)", marks)
-        conn.executemany("DELETE FROM geo_refs WHERE rid = ?", marks)
+            "DELETE FROM geo_index WHERE gid IN (SELECT gid FROM geo_refs WHERE rid = ?)",
+            relocated)
+        conn.executemany("DELETE FROM geo_refs WHERE rid = ?", relocated)
     if deleted:
         conn.executemany("DELETE FROM entities WHERE rid = ?", deleted)
     if updated:
@@ -281,6 +560,7 @@ def _write_state(conn: sqlite3.Connection, tenant: str, stored: dict[str, tuple[
     if inserted:
         conn.executemany("INSERT INTO entities (rid, tenant, id, doc) VALUES (?, ?, ?, ?)",
                          inserted)
+    sqlite_values.sync_values(conn, attr_ids, values)
     if types:
         conn.executemany("INSERT OR IGNORE INTO entity_types (tenant, type, rid) VALUES (?, ?, ?)",
                          types)
@@ -296,21 +576,29 @@ def _write_state(conn: sqlite3.Connection, tenant: str, stored: dict[str, tuple[
                          "VALUES (?, ?, ?, ?, ?)", boxes)
 
 
+def _geometries(entity: Entity) -> list[tuple[str, Any]]:
+    """(attribute, geometry) of every GeoProperty instance: what the geo index holds."""
+    return [(attr, instance["value"]) for attr, instances in entity.get("attrs", {}).items()
+            for instance in instances
+            if instance.get("type") == GEOPROPERTY and isinstance(instance.get("value"), dict)]
+
+
 # -- work done on a reader thread -------------------------------------------------------------
 
 
 def _query(conn: sqlite3.Connection, tenant: str, query: EntityQuery) -> QueryResult:
     if query.geo is not None:
         return _geo_query(conn, tenant, query)
-    entities: list[dict[str, object]] = []
+    documents: list[str] = []
     if query.limit > 0:
         sql, params = select_sql(tenant, query)
-        entities = [orjson.loads(doc) for (doc,) in conn.execute(sql, params)]
+        documents = [doc for (doc,) in conn.execute(sql, params)]
     count = None
     if query.count:
         sql, params = count_sql(tenant, query)
         (count,) = conn.execute(sql, params).fetchone()
-    return QueryResult(entities, count)
+    # Parsed only if someone looks: the API renders from a cache keyed by the text.
+    return QueryResult(count=count, documents=documents)
 
 
 def _geo_query(conn: sqlite3.Connection, tenant: str, query: EntityQuery) -> QueryResult:

@@ -11,6 +11,12 @@ instance, a ``Property``, a scalar value: three ``json_*`` look-ups and a compar
 instances, arrays and language maps with ``json_each`` only when the document has them. Python
 functions run only for regular expressions, ``+`` scope wildcards, and date-times that are not
 already in the canonical ``YYYY-MM-DDTHH:MM:SS.fffZ`` form.
+
+Faster still: given the row id (``rid``), a comparison on a top-level attribute first looks for
+the attribute's row in the ``attr_values`` side table (:mod:`sinergia.storage.sqlite_values`),
+which exists when the attribute is one Property or Relationship with a scalar value, and applies
+the very same per-JSON-type test to the stored value. Only an entity without that row (the
+attribute is absent or has another shape) is judged on its document.
 """
 
 from __future__ import annotations
@@ -34,10 +40,8 @@ from sinergia.ngsild.model import (
     VOCAB_PROPERTY,
 )
 from sinergia.ngsild.qlang import (
-    KEY_RE,
     ORDER_OPS,
     PATTERN_OPS,
-    RESERVED_MEMBERS,
     And,
     Comparison,
     DateTimeValue,
@@ -48,39 +52,16 @@ from sinergia.ngsild.qlang import (
     ScopeOr,
     compiled_regex,
     datetime_key,
-    is_scope_pattern,
-    is_time,
     scope_matches,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Frag:
-    """A piece of SQL and the values of its ``?`` placeholders, in order."""
-
-    sql: str
-    params: tuple[object, ...] = ()
-
-
-def _j(*parts: str | Frag) -> Frag:
-    sql: list[str] = []
-    params: list[object] = []
-    for part in parts:
-        if isinstance(part, str):
-            sql.append(part)
-        else:
-            sql.append(part.sql)
-            params.extend(part.params)
-    return Frag("".join(sql), tuple(params))
+from sinergia.storage.sql_common import Frag, scope_shape, split_path, vocab_comparison
+from sinergia.storage.sql_common import concat as _j
+from sinergia.storage.sql_common import joined as _joined
+from sinergia.storage.sql_common import value_class as _class_of
 
 
 def _p(value: object) -> Frag:
     return Frag("?", (value,))
-
-
-def _joined(frags: Iterable[Frag], sep: str) -> Frag:
-    items = list(frags)
-    return _j(*[part for i, f in enumerate(items) for part in ((sep, f) if i else (f,))])
 
 
 TRUE, FALSE = Frag("1"), Frag("0")
@@ -184,18 +165,6 @@ def _on_date_key(x: Frag, want_time: bool, cond: Callable[[Frag], Frag]) -> Frag
         return slow
     return _j("CASE WHEN strftime(", _CANONICAL_DT, ", ", x, ", '+0 days') = ", x, " AND ", x,
               " >= '0001' THEN ", cond(x), " ELSE ", slow, " END")
-
-
-def _class_of(value: object) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, DateTimeValue):
-        return "time" if is_time(value) else "datetime"
-    if isinstance(value, str):
-        return "string"
-    raise BadRequestData(f"q: unsupported value {value!r}")
 
 
 _JSON_TYPES = {"number": ("integer", "real"), "string": ("text",), "datetime": ("text",),
@@ -309,8 +278,9 @@ class _Compiler:
     """Builds the SQL of one expression. The SQL nests as little as it can: SQLite's parser
     has a small fixed stack (about 20 nested CASEs or 12 nested sub-selects)."""
 
-    def __init__(self) -> None:
+    def __init__(self, rid: str | None = None) -> None:
         self._aliases = 0
+        self._rid = rid
 
     def _alias(self) -> str:
         self._aliases += 1
@@ -326,22 +296,52 @@ class _Compiler:
 
     def comparison(self, cmp: Comparison, doc: Frag) -> Frag:
         path = cmp.path
-        for sub in path.subs[:-1]:
-            if sub in RESERVED_MEMBERS:
-                raise BadRequestData(f"q: '{sub}' can only end an attribute path")
-        for key in path.keys:
-            if KEY_RE.fullmatch(key) is None:
-                raise BadRequestData(f"q: invalid key {key!r}")
-        member = path.subs[-1] if path.subs and path.subs[-1] in RESERVED_MEMBERS else None
-        subs = path.subs[:-1] if member else path.subs
+        member, subs = split_path(path)
         attr_list = _Loc(doc, "$").child("attrs").child(path.attr)
         if cmp.op is None and member is None and not path.keys:
             return self._some_instance(attr_list, subs, None)
         semantics = None if cmp.op is None else _semantics(cmp)
+        vocab = vocab_comparison(cmp)
+        vocab_semantics = None if vocab is None else _semantics(vocab)
 
         def on_instance(inst: _Loc) -> Frag:
-            return self._instance(inst, member, path.keys, semantics)
+            return self._instance(inst, member, path.keys, semantics, vocab_semantics)
         return self._some_instance(attr_list, subs, on_instance)
+
+    def stored(self, expr: QExpr) -> Frag | None:
+        """``expr`` judged on the ``attr_values`` rows alone, in SQL's three-valued logic: 1 or
+        0 when the rows decide, NULL when some comparison needs the document (its attribute
+        has no row, or it is not a plain comparison of a top-level attribute's value). An And
+        with a false part is false, an Or with a true part is true, whatever the rest says.
+        None when no comparison can be judged on rows."""
+        if isinstance(expr, Comparison):
+            member, subs = split_path(expr.path)
+            if expr.op is None or member is not None or subs or expr.path.keys:
+                return None
+            return self._stored_value(expr.path.attr, _semantics(expr).single)
+        if not expr.terms:
+            raise BadRequestData("q: empty expression")
+        parts = [self.stored(term) for term in expr.terms]
+        if all(part is None for part in parts):
+            return None
+        known = [Frag("NULL") if p is None else p for p in parts]
+        if len(known) <= _SHORT_CIRCUIT_MAX:
+            return _short_circuit(known, isinstance(expr, And))
+        sep = " AND " if isinstance(expr, And) else " OR "
+        return _j("(", _joined(known, sep), ")")
+
+    def _stored_value(self, attr: str, test: _Test) -> Frag:
+        """The test on the attribute's ``attr_values`` row: 0 or 1, NULL when it has none.
+        The row holds what ``json_type``/``json_extract`` give for the one instance's scalar
+        value, so the test is the one the document would get (``_value``, scalar case)."""
+        a = self._alias()
+        whens: list[str | Frag] = []
+        for json_type, cond in test.items():
+            whens += [f" WHEN '{json_type}' THEN ", cond(Frag(f"{a}.v"))]
+        # ``self._rid`` is the caller's column expression, never request data.
+        sql = (f" ELSE 0 END FROM attr_values {a} WHERE {a}.rid = {self._rid} "  # noqa: S608
+               f"AND {a}.aid = (SELECT aid FROM attr_names WHERE iri = ")
+        return _j(f"(SELECT CASE {a}.t", *whens, sql, _p(attr), "))")
 
     def _some_instance(self, instances: _Loc, subs: tuple[str, ...],
                        pred: Callable[[_Loc], Frag] | None) -> Frag:
@@ -385,7 +385,8 @@ class _Compiler:
         return _j("EXISTS (SELECT 1 FROM ", _joined(sources, ", "), " WHERE ", where, ")")
 
     def _instance(self, inst: _Loc, member: str | None, keys: tuple[str, ...],
-                  semantics: _Semantics | None) -> Frag:
+                  semantics: _Semantics | None,
+                  vocab_semantics: _Semantics | None = None) -> Frag:
         if member is not None:
             return self._value(inst.child(member).keys(keys).ref, semantics)
         kind = inst.child("type").call("json_extract")
@@ -394,9 +395,15 @@ class _Compiler:
             ref = inst.child(VALUE_MEMBER[k]).keys(keys).ref
             lang = k == LANGUAGE_PROPERTY and not keys
             whens += [f" WHEN '{k}' THEN ", self._value(ref, semantics, lang=lang)]
+        rare = [LIST_PROPERTY, LIST_RELATIONSHIP, VOCAB_PROPERTY, JSON_PROPERTY]
+        if vocab_semantics is not None:
+            # The vocab is compared with the query's strings expanded as vocabulary terms.
+            ref = inst.child(VALUE_MEMBER[VOCAB_PROPERTY]).keys(keys).ref
+            whens += [f" WHEN '{VOCAB_PROPERTY}' THEN ", self._value(ref, vocab_semantics)]
+            rare.remove(VOCAB_PROPERTY)
         # The rarer kinds share one branch whose path depends on the kind.
         paths = [_j(f" WHEN '{k}' THEN ", _p(inst.child(VALUE_MEMBER[k]).keys(keys).path))
-                 for k in (LIST_PROPERTY, LIST_RELATIONSHIP, VOCAB_PROPERTY, JSON_PROPERTY)]
+                 for k in rare]
         path = _j("CASE ", kind, *paths, " ELSE ", _p(inst.child("value").keys(keys).path),
                   " END")
         other = self._value(_Ref(inst.base, path), semantics)
@@ -453,6 +460,24 @@ class _Compiler:
                   f"'array' THEN {m}.value END) AS {e})")
 
 
+# Up to this many parts, an And/Or on stored values stops at the first part that decides it
+# (each part one more nested CASE: SQLite's parser allows some twenty).
+_SHORT_CIRCUIT_MAX = 4
+
+
+def _short_circuit(parts: list[Frag], conjunction: bool) -> Frag:
+    """The three-valued And (Or) of ``parts``, evaluating each part at most once and none after
+    one that decides: 0 (1) as soon as a part is 0 (1)."""
+    first, rest = parts[0], parts[1:]
+    if not rest:
+        return first
+    decides, passes = ("0", "1") if conjunction else ("1", "0")
+    tail = _short_circuit(rest, conjunction)
+    # first is NULL: the result is ``decides`` if the rest decides, else unknown.
+    return _j("CASE ", first, f" WHEN {decides} THEN {decides} WHEN {passes} THEN ", tail,
+              " ELSE (CASE ", tail, f" WHEN {decides} THEN {decides} END) END")
+
+
 def _unwrapped_columns(alias: str) -> str:
     """The columns ``v`` (value) and ``t`` (JSON type) of a ``json_each`` row, taken from the
     ``@value`` when the row is an object."""
@@ -463,17 +488,34 @@ def _unwrapped_columns(alias: str) -> str:
 
 
 @lru_cache(maxsize=512)
-def _compile_q(expr: QExpr, doc: str) -> Frag:
-    frag = _Compiler().expr(expr, Frag(doc))
-    _check_parseable(frag)
-    return frag
+def _compile_q(expr: QExpr, doc: str, rid: str | None) -> Frag:
+    generic = _Compiler().expr(expr, Frag(doc))
+    if rid is not None:
+        stored = _Compiler(rid).stored(expr)
+        if stored is not None:
+            # The document is read (by row id) only when the rows leave the answer open, so
+            # the whole condition needs nothing but the row id: a scan driven by the type
+            # index tests it before it reads any entity row.
+            fallback = _Compiler().expr(expr, Frag("qd.doc"))
+            frag = _j("coalesce(", stored, ", (SELECT ", fallback,
+                      f" FROM entities qd WHERE qd.rid = {rid}))")
+            try:
+                _check_parseable(frag)
+                return frag
+            except TooComplexQuery:
+                pass  # the shortcut nests deeper; the generic SQL may still fit
+    _check_parseable(generic)
+    return generic
 
 
-def compile_q(expr: QExpr, doc: str = "e.doc") -> tuple[str, list[object]]:
+def compile_q(expr: QExpr, doc: str = "e.doc", rid: str | None = None,
+              ) -> tuple[str, list[object]]:
     """A SQL condition (0 or 1) selecting the documents ``evaluate_q`` accepts. ``doc`` is the
-    SQL expression of the document column (trusted, written by the caller). TooComplexQuery
-    when SQLite cannot parse that much nesting."""
-    frag = _compile_q(expr, doc)
+    SQL expression of the document column. With ``rid``, the SQL expression of the entity's
+    row id in ``entities``, the condition judges on the ``attr_values`` rows first and reads
+    the document only when they cannot decide (both trusted, written by the caller).
+    TooComplexQuery when SQLite cannot parse that much nesting."""
+    frag = _compile_q(expr, doc, rid)
     return frag.sql, list(frag.params)
 
 
@@ -497,15 +539,13 @@ def _check_parseable(frag: Frag) -> None:
 
 
 def _scope_condition(pattern: str, value: str) -> Frag:
-    if not is_scope_pattern(pattern):
-        raise BadRequestData(f"scopeQ: invalid scope pattern {pattern!r}")
-    levels = pattern.split("/")[1:]
-    if "+" in levels:
+    shape = scope_shape(pattern)
+    if shape.kind == "wildcard":
         return _j("ngsild_scope(", _p(pattern), f", {value})")
-    if levels[-1] != "#":
+    if shape.kind == "exact":
         return _j(value, " = ", _p(pattern))
     # "/A/#": "/A" itself, or anything starting with "/A/", i.e. in ["/A/", "/A0").
-    base = pattern[:-2]
+    base = shape.text
     prefix = _j(value, " >= ", _p(base + "/"), f" AND {value} < ", _p(base + "0"))
     return prefix if not base else _j("(", value, " = ", _p(base), " OR (", prefix, "))")
 

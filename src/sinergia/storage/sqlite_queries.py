@@ -5,21 +5,40 @@ from __future__ import annotations
 
 from sinergia.ngsild.geo import query_bbox
 from sinergia.ngsild.qlang import TypeAnd, TypeExpr, TypeOr
-from sinergia.ngsild.query import EntityQuery
+from sinergia.ngsild.query import EntityQuery, Selector
+from sinergia.storage.base import HistoryQuery
 from sinergia.storage.sqlite_filters import compile_q, compile_scope
 
 Params = list[object]
 
 
-def _type_sql(expr: TypeExpr, tenant: str, params: Params) -> str:
+def _type_sql(expr: TypeExpr, tenant: str, params: Params,
+              probe: str = "entity_types x WHERE x.tenant = ? AND x.type = ? AND x.rid = e.rid",
+              ) -> str:
     if isinstance(expr, str):
         params.extend((tenant, expr))
         # correlated: a primary-key probe per candidate row, never a list of every rid
-        return ("EXISTS (SELECT 1 FROM entity_types x WHERE x.tenant = ? AND x.type = ? "
-                "AND x.rid = e.rid)")
+        return f"EXISTS (SELECT 1 FROM {probe})"  # noqa: S608 (probe: fixed SQL of ours)
     joiner = " AND " if isinstance(expr, TypeAnd) else " OR "
     assert isinstance(expr, TypeAnd | TypeOr)
-    return "(" + joiner.join(_type_sql(term, tenant, params) for term in expr.terms) + ")"
+    return "(" + joiner.join(_type_sql(term, tenant, params, probe) for term in expr.terms) + ")"
+
+
+def _selectors_sql(selectors: tuple[Selector, ...], tenant: str, params: Params) -> str:
+    """Any of the selectors, each the AND of its id, id pattern and type expression."""
+    alternatives = []
+    for selector in selectors:
+        terms = []
+        if selector.id is not None:
+            terms.append("e.id = ?")
+            params.append(selector.id)
+        if selector.id_pattern is not None:
+            terms.append("regexp(?, e.id)")
+            params.append(selector.id_pattern)
+        if selector.type is not None:
+            terms.append(_type_sql(selector.type, tenant, params))
+        alternatives.append("(" + " AND ".join(terms) + ")" if terms else "1")
+    return "(" + " OR ".join(alternatives) + ")"
 
 
 def _attr_exists_path(attr: str) -> str:
@@ -54,12 +73,16 @@ def _where(tenant: str, query: EntityQuery) -> tuple[str, str, Params]:
         params.append(query.id_pattern)
     if query.type is not None and not sources.startswith("entity_types"):
         clauses.append(_type_sql(query.type, tenant, params))
+    if query.selectors:
+        clauses.append(_selectors_sql(query.selectors, tenant, params))
     if query.attrs:
         clauses.append("(" + " OR ".join("json_type(e.doc, ?) IS NOT NULL"
                                           for _ in query.attrs) + ")")
         params.extend(_attr_exists_path(a) for a in query.attrs)
     if query.q is not None:
-        sql, q_params = compile_q(query.q)
+        # With the type driving the scan, the row id is known before the entity row is read.
+        rid = "t.rid" if sources.startswith("entity_types") else "e.rid"
+        sql, q_params = compile_q(query.q, rid=rid)
         clauses.append(sql)
         params.extend(q_params)
     if query.scope is not None:
@@ -82,3 +105,28 @@ def select_sql(tenant: str, query: EntityQuery, *, paginate: bool = True) -> tup
 def count_sql(tenant: str, query: EntityQuery) -> tuple[str, Params]:
     sources, where, params = _where(tenant, query)
     return f"SELECT count(*) FROM {sources} WHERE {where}", params  # noqa: S608
+
+
+def history_entities_sql(tenant: str, query: HistoryQuery, *, paginate: bool,
+                         count: bool = False) -> tuple[str, Params]:
+    """Entities that have history, selected by id, id pattern and type expression."""
+    clauses = ["h.tenant = ?"]
+    params: Params = [tenant]
+    if query.ids:
+        clauses.append("h.id IN (" + ",".join("?" * len(query.ids)) + ")")
+        params.extend(query.ids)
+    if query.id_pattern:
+        clauses.append("regexp(?, h.id)")
+        params.append(query.id_pattern)
+    if query.type is not None:
+        clauses.append(_type_sql(query.type, tenant, params,
+                                 "history_types x WHERE x.tenant = ? AND x.type = ? "
+                                 "AND x.heid = h.heid"))
+    where = " AND ".join(clauses)
+    if count:
+        return f"SELECT count(*) FROM history_entities h WHERE {where}", params  # noqa: S608
+    sql = f"SELECT h.heid, h.id, h.types FROM history_entities h WHERE {where} ORDER BY h.heid"  # noqa: S608
+    if paginate:
+        sql += " LIMIT ? OFFSET ?"
+        params.extend((query.limit, query.offset))
+    return sql, params

@@ -37,8 +37,10 @@ _STOP = object()
 
 
 class Writer:
-    def __init__(self, connect: Callable[[], sqlite3.Connection], *, batch_max: int) -> None:
+    def __init__(self, connect: Callable[[], sqlite3.Connection], *, batch_max: int,
+                 on_rollback: Callable[[], None] | None = None) -> None:
         self._connect = connect
+        self._on_rollback = on_rollback
         self._batch_max = max(1, batch_max)
         self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -116,8 +118,7 @@ class Writer:
                     log.exception("SQLite write failed")
         self._resolve_all(group)
 
-    @staticmethod
-    def _run_in_transaction(conn: sqlite3.Connection, group: list[_Pending]) -> None:
+    def _run_in_transaction(self, conn: sqlite3.Connection, group: list[_Pending]) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
             for pending in group:
@@ -126,6 +127,8 @@ class Writer:
             conn.execute("COMMIT")
         except BaseException as exc:
             conn.execute("ROLLBACK")
+            if self._on_rollback is not None:
+                self._on_rollback()  # whatever the jobs cached about the database is void
             for pending in group:
                 pending.error = exc
             raise

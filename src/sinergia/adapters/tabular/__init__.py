@@ -1,0 +1,1 @@
+"""Municipal tables (CSV, GeoJSON) → NGSI-LD entities, through a YAML mapping."""

@@ -1,0 +1,358 @@
+"""Subscriptions: their lifecycle, the change listener that turns committed changes into outbox
+messages, and the notifier that delivers those messages.
+
+The path of a notification: an entity write commits in the store together with the outbox
+messages that :meth:`SubscriptionService.on_changes` returned for it (matching is in memory,
+indexed by type and watched attribute). The :class:`Notifier` claims due messages with a lease,
+renders each with its subscription's @context and hands it to the deliverer, which bounds
+concurrency per endpoint so one slow receiver never holds up the others. Success or a final
+failure settles the message; a retryable failure reschedules it with exponential backoff. A
+crash between commit and delivery leaves the message in the outbox, its lease runs out and it is
+delivered after restart: at-least-once.
+
+Several processes may share one database. Each keeps its own copy of the subscriptions (the
+index); the store counts every change of them (a *generation*), checks in each write
+transaction that the copy is current and has it refreshed first when not, so a change is
+matched against every subscription made before it, whichever process made it. The copy is
+also refreshed as soon as the store reports a change (on PostgreSQL, another process's too)
+and, as a safety net, every ``refresh_seconds``. The processes share the outbox: claims are
+leases, so each message is delivered by one of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from sinergia.broker.contexts import current_tenant
+from sinergia.broker.delivery import Deliverer, RetryPolicy
+from sinergia.broker.matching import SubscriptionIndex
+from sinergia.ngsild.context import Context, ContextResolver
+from sinergia.ngsild.errors import AlreadyExists, NgsiLdError, ResourceNotFound
+from sinergia.ngsild.model import Entity, now_iso
+from sinergia.ngsild.notification import build_notification, previous_instances
+from sinergia.ngsild.query import EntityQuery
+from sinergia.ngsild.subscription import (
+    Subscription,
+    apply_patch,
+    from_record,
+    parse_subscription,
+    to_record,
+)
+from sinergia.storage.base import DeliveryStatus, EditResult, OutboxItem, OutboxMessage, Store
+
+log = logging.getLogger(__name__)
+
+KIND = "subscription"  # the store record kind
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSubscription:
+    subscription: Subscription
+    status: DeliveryStatus
+
+
+class SubscriptionService:
+    def __init__(self, store: Store, resolver: ContextResolver) -> None:
+        self.store = store
+        self.resolver = resolver
+        self.index = SubscriptionIndex()
+        self._known: dict[tuple[str, str], dict[str, Any]] = {}  # the records indexed
+        # The store's view protocol (RecordsView): which records, and the generation of them
+        # the index reflects (-1: not read yet).
+        self.kind = KIND
+        self.generation = -1
+        self._refreshing = anyio.Lock()
+        self._refreshes_begun = 0
+        self._refreshes_done = 0  # the number of the last refresh that finished
+
+    # -- start-up and the change listener --------------------------------------------------
+
+    async def load(self) -> None:
+        """Read every tenant's subscriptions into the index and start listening to changes."""
+        await self.refresh()
+        self.store.set_change_listener(self.on_changes, self)
+
+    async def catch_up(self) -> None:
+        """Refresh if any process changed a subscription since the index was read."""
+        if await self.store.records_generation(KIND) != self.generation:
+            await self.refresh()
+
+    async def refresh(self) -> None:
+        """Re-read the subscriptions (other server processes may have changed them). Callers
+        that arrive while a refresh runs share the next one, which begins after they asked."""
+        asked = self._refreshes_begun
+        async with self._refreshing:
+            if self._refreshes_done > asked:
+                return  # a refresh that began after this call finished meanwhile
+            self._refreshes_begun += 1
+            number = self._refreshes_begun
+            await self._read_all()
+            self._refreshes_done = number
+
+    async def _read_all(self) -> None:
+        """Only records that changed are parsed again."""
+        generation = await self.store.records_generation(KIND)  # before the records: safe
+        known: dict[tuple[str, str], dict[str, Any]] = {}
+        for rec in await self.store.list_records(KIND):
+            key = (rec.tenant, rec.id)
+            if self._known.get(key) == rec.record:
+                known[key] = rec.record
+                continue
+            try:
+                sub = from_record(rec.record["subscription"])
+            except (KeyError, NgsiLdError):
+                log.exception("unreadable subscription record %s/%s", rec.tenant, rec.id)
+                continue
+            self.index.add(rec.tenant, sub)
+            known[key] = rec.record
+        for tenant, sub_id in self._known.keys() - known.keys():
+            self.index.remove(tenant, sub_id)
+        self._known = known
+        self.generation = generation
+
+    def on_changes(self, tenant: str, results: Sequence[EditResult]) -> list[OutboxMessage]:
+        """Runs inside the write transaction: must be quick and must not do I/O."""
+        now = now_iso()
+        messages: list[OutboxMessage] = []
+        for result in results:
+            entity = result.after if result.after is not None else result.before
+            for match in self.index.match(tenant, result.before, result.after, now):
+                payload: dict[str, Any] = {"trigger": match.trigger, "entities": [entity]}
+                if match.subscription.notification.show_changes and result.before is not None:
+                    payload["previous"] = {result.entity_id: previous_instances(
+                        result.before, match.attributes)}
+                messages.append(OutboxMessage(match.subscription.id, payload))
+        return messages
+
+    # -- lifecycle (the /subscriptions API) -------------------------------------------------
+
+    async def create(self, tenant: str, body: Any, ctx: Context) -> str:
+        sub = parse_subscription(body, ctx, now=now_iso())
+        record = {"subscription": to_record(sub)}
+        if not await self.store.put_record(KIND, tenant, sub.id, record, only_if_absent=True):
+            raise AlreadyExists(f"Subscription {sub.id!r} already exists")
+        self._known[(tenant, sub.id)] = record
+        self.index.add(tenant, sub)
+        return sub.id
+
+    async def get(self, tenant: str, sub_id: str) -> StoredSubscription:
+        record = await self.store.get_record(KIND, tenant, sub_id)
+        if record is None:
+            raise ResourceNotFound(f"Subscription {sub_id!r} not found")
+        return StoredSubscription(from_record(record["subscription"]),
+                                  await self.store.delivery_status(tenant, sub_id))
+
+    async def list(self, tenant: str, limit: int, offset: int) -> tuple[list[StoredSubscription],
+                                                                        int]:
+        records = await self.store.list_records(KIND, tenant)
+        page = []
+        for rec in records[offset:offset + limit]:
+            page.append(StoredSubscription(from_record(rec.record["subscription"]),
+                                           await self.store.delivery_status(tenant, rec.id)))
+        return page, len(records)
+
+    async def update(self, tenant: str, sub_id: str, patch: Any, ctx: Context) -> None:
+        current = await self.get(tenant, sub_id)
+        sub = apply_patch(current.subscription, patch, ctx, now_iso())
+        record = {"subscription": to_record(sub)}
+        await self.store.put_record(KIND, tenant, sub_id, record)
+        self._known[(tenant, sub_id)] = record
+        self.index.add(tenant, sub)
+
+    async def delete(self, tenant: str, sub_id: str) -> None:
+        if not await self.store.delete_record(KIND, tenant, sub_id):
+            raise ResourceNotFound(f"Subscription {sub_id!r} not found")
+        self.index.remove(tenant, sub_id)
+        self._known.pop((tenant, sub_id), None)
+
+
+@dataclass(frozen=True, slots=True)
+class NotifierSettings:
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    claim_batch: int = 200
+    max_in_flight: int = 1000
+    lease_seconds: float = 60.0
+    poll_seconds: float = 0.5
+    refresh_seconds: float = 2.0
+    periodic_tick_seconds: float = 1.0
+    busy_factor: int = 4  # notifications held per receiver slot before deferring the rest
+    max_entities_per_notification: int = 100
+    periodic_max_entities: int = 1000
+
+
+class Notifier:
+    """Delivers outbox messages until cancelled. One per server process; several processes
+    sharing a database share the outbox through its leases."""
+
+    def __init__(self, service: SubscriptionService, deliverer: Deliverer,
+                 settings: NotifierSettings | None = None) -> None:
+        self.service = service
+        self.store = service.store
+        self.deliverer = deliverer
+        self.settings = settings or NotifierSettings()
+        self._in_flight: set[int] = set()
+        self._slots = anyio.Semaphore(self.settings.max_in_flight)
+
+    async def run(self) -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._refresh_loop)
+            tg.start_soon(self._periodic_loop)
+            failing = False
+            while True:
+                free = self.settings.max_in_flight - len(self._in_flight)
+                try:
+                    items = [] if free <= 0 else await self.store.claim_outbox(
+                        min(free, self.settings.claim_batch), self.settings.lease_seconds)
+                except Exception as exc:
+                    # The database is away: the messages wait in it, try again shortly.
+                    if not failing:
+                        log.warning("cannot claim notifications (%s); retrying", exc)
+                    failing, items = True, []
+                else:
+                    failing = False
+                fresh = [i for i in items if i.id not in self._in_flight]
+                if not fresh:
+                    await self.store.wait_outbox(self.settings.poll_seconds)
+                    continue
+                for group in batches(fresh, self.settings.max_entities_per_notification):
+                    self._in_flight.update(item.id for item in group)
+                    tg.start_soon(self._deliver, group)
+
+    async def _refresh_loop(self) -> None:
+        """Catch up as soon as the store reports a change of the subscriptions, and every
+        ``refresh_seconds`` anyway (a report can be lost while the database is away)."""
+        while True:
+            await self.store.wait_records(KIND, self.settings.refresh_seconds)
+            try:
+                await self.service.catch_up()
+            except Exception:
+                log.exception("could not refresh subscriptions")
+
+    async def _periodic_loop(self) -> None:
+        """Periodic subscriptions (``timeInterval``): every interval, one notification with
+        every entity the subscription selects."""
+        last: dict[tuple[str, str], float] = {}
+        while True:
+            await anyio.sleep(self.settings.periodic_tick_seconds)
+            now = time.monotonic()
+            for tenant, sub in self.service.index.periodic():
+                key = (tenant, sub.id)
+                interval = sub.time_interval or 0.0
+                if now - last.get(key, 0.0) < interval or not sub.is_live(now_iso()):
+                    continue
+                last[key] = now
+                try:
+                    entities = await self._select(tenant, sub)
+                    if entities:
+                        await self.store.enqueue(tenant, [OutboxMessage(
+                            sub.id, {"trigger": "timeInterval", "entities": entities})])
+                except Exception:
+                    log.exception("periodic notification of %s failed", sub.id)
+
+    async def _select(self, tenant: str, sub: Subscription) -> list[Entity]:
+        found: dict[str, Entity] = {}
+        selectors = sub.entities or (None,)
+        for selector in selectors:
+            query = EntityQuery(
+                ids=(selector.id,) if selector is not None and selector.id else None,
+                id_pattern=selector.id_pattern if selector is not None else None,
+                type=selector.type if selector is not None else None,
+                attrs=sub.watched_attributes or None,
+                q=sub.q.expr if sub.q is not None else None,
+                geo=sub.geo_q.query if sub.geo_q is not None else None,
+                scope=sub.scope_q.expr if sub.scope_q is not None else None,
+                limit=self.settings.periodic_max_entities)
+            for entity in (await self.store.query_entities(tenant, query)).entities:
+                found.setdefault(str(entity["id"]), entity)
+        return list(found.values())
+
+    async def _deliver(self, group: list[OutboxItem]) -> None:
+        ids = [item.id for item in group]
+        try:
+            await self._deliver_group(group)
+        except Exception:
+            log.exception("notifications %s failed unexpectedly", ids)
+            due = time.time() + self.settings.retry.backoff_base
+            try:
+                await self.store.settle_outbox((), [(i, due) for i in ids])
+            except Exception:  # e.g. the database is away: the lease makes them due again
+                log.exception("could not reschedule notifications %s", ids)
+        finally:
+            self._in_flight.difference_update(ids)
+
+    async def _deliver_group(self, group: list[OutboxItem]) -> None:
+        """One notification for a group of messages of one subscription (its ``data`` holds
+        the entities of all of them): under load, a receiver gets fewer, fuller requests."""
+        first = group[0]
+        ids = [item.id for item in group]
+        sub = self.service.index.get(first.tenant, first.subscription_id)
+        now = now_iso()
+        if sub is None or not sub.is_live(now):
+            # Another process may have made or resumed it a moment ago: look before dropping.
+            await self.service.catch_up()
+            sub = self.service.index.get(first.tenant, first.subscription_id)
+        if sub is None or not sub.is_live(now):
+            await self.store.settle_outbox(ids)  # deleted, paused or expired since
+            return
+        endpoint = sub.notification.endpoint
+        if self.deliverer.busy(endpoint.uri) >= self.settings.busy_factor * \
+                self.deliverer.per_endpoint:
+            # The receiver is not keeping up (or hangs): leave its backlog in the outbox
+            # rather than in memory, so it cannot take the in-flight capacity of the others.
+            due = time.time() + 1.0
+            await self.store.settle_outbox((), defer=[(i, due) for i in ids])
+            return
+        # The subscription's @context may be hosted by its tenant, and hosted contexts are
+        # looked up in the tenant of the current call.
+        token = current_tenant.set(first.tenant)
+        try:
+            ctx = await self.service.resolver.resolve(sub.context_source)
+        finally:
+            current_tenant.reset(token)
+        entities = [entity for item in group for entity in item.payload["entities"]]
+        previous: dict[str, Any] = {}
+        for item in group:
+            previous.update(item.payload.get("previous") or {})
+        headers, body = build_notification(
+            sub, entities, previous or None, ctx,
+            notification_id=f"urn:ngsi-ld:Notification:{uuid.uuid4()}", now=now,
+            tenant=first.tenant, trigger=first.payload.get("trigger"))
+        outcome = await self.deliverer.deliver(endpoint.uri, headers, body,
+                                               notifier_info=dict(endpoint.notifier_info))
+        await self.store.note_delivery(first.tenant, first.subscription_id, outcome.ok, now)
+        attempts = max(item.attempts for item in group) + 1
+        delay = self.settings.retry.next_delay(attempts, outcome)
+        if delay is None:
+            if not outcome.ok:
+                log.warning("giving up on notifications %s to %s after %d attempts: %s",
+                            ids, endpoint.uri, attempts, outcome.error)
+            await self.store.settle_outbox(ids)
+        else:
+            due = time.time() + delay
+            await self.store.settle_outbox((), [(i, due) for i in ids])
+
+
+def batches(items: Sequence[OutboxItem], max_entities: int) -> list[list[OutboxItem]]:
+    """Group claimed messages that can share one notification: same tenant, subscription and
+    kind of trigger (deletions render differently), in claim order, at most ``max_entities``
+    entities and each entity at most once (so ``showChanges`` stays exact) per group."""
+    groups: dict[tuple[str, str, bool], list[tuple[list[OutboxItem], set[str]]]] = {}
+    for item in items:
+        key = (item.tenant, item.subscription_id,
+               item.payload.get("trigger") == "entityDeleted")
+        ids = [str(entity["id"]) for entity in item.payload["entities"]]
+        chunks = groups.setdefault(key, [([], set())])
+        chunk, seen = chunks[-1]
+        if chunk and (len(seen) + len(ids) > max_entities or not seen.isdisjoint(ids)):
+            chunk, seen = [], set()
+            chunks.append((chunk, seen))
+        chunk.append(item)
+        seen.update(ids)
+    return [chunk for chunks in groups.values() for chunk, _ in chunks]

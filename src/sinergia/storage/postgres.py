@@ -1,0 +1,799 @@
+"""The PostgreSQL (+ PostGIS) backend of the Store protocol.
+
+psycopg 3 with a bounded pool of autocommit connections (``psycopg_pool``); every statement
+runs under ``statement_timeout``. Writes are one transaction each: the touched entities are
+locked (``SELECT … FOR UPDATE``, in id order so concurrent writers cannot deadlock on them),
+the edits run in Python against the locked state exactly as on SQLite, and the net changes go
+out in one pipelined round trip of set-based statements. PostgreSQL already shares one WAL
+flush between transactions that commit together, so concurrent ``apply`` calls need no extra
+grouping to commit cheaply.
+
+Several processes may serve one database: LISTEN/NOTIFY wakes them on each other's changes
+(:mod:`sinergia.storage.postgres_notify`), and every write transaction checks that the
+listener's copy of the subscriptions is current (``record_generations``).
+
+Failures: a lost connection or a database that does not answer is
+:class:`~sinergia.ngsild.errors.ServiceUnavailable` (503); the pool replaces broken
+connections by itself, and a statement that failed because its connection had died is run once
+more on a fresh one (a write only if it had not reached COMMIT). Write conflicts (two writers
+creating the same entity, a deadlock) are retried transparently.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+import psycopg
+from psycopg import AsyncConnection, errors
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.json import set_json_loads
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from sinergia.ngsild.errors import (
+    BadRequestData,
+    InternalError,
+    NgsiLdError,
+    ServiceUnavailable,
+    TooComplexQuery,
+)
+from sinergia.ngsild.model import GEOPROPERTY, Entity, now_iso
+from sinergia.ngsild.query import EntityQuery, QueryResult
+from sinergia.storage import postgres_history as pg_history
+from sinergia.storage.base import (
+    AttributeInfo,
+    ChangeListener,
+    DeliveryStatus,
+    Edit,
+    EditResult,
+    HistoryQuery,
+    HistoryResult,
+    OutboxItem,
+    OutboxMessage,
+    Record,
+    RecordsView,
+    TypeInfo,
+)
+from sinergia.storage.postgres_notify import ChangeSignals
+from sinergia.storage.postgres_queries import plan, run_query
+from sinergia.storage.postgres_schema import migrate
+from sinergia.storage.wakeups import Wakeups
+
+if TYPE_CHECKING:
+    from sinergia.ngsild.history import HistoryInstance
+
+log = logging.getLogger(__name__)
+
+Conn = AsyncConnection[Any]
+T = TypeVar("T")
+_MAX_CONFLICT_RETRIES = 20
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def _contains_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(v) for v in value)
+    return False
+
+
+def _geo_values(entity: Entity | None) -> list[tuple[str, int, dict[str, Any]]]:
+    """(attribute, index, GeoJSON) of every GeoProperty instance: what ``entity_geo`` holds."""
+    found: list[tuple[str, int, dict[str, Any]]] = []
+    if entity is None:
+        return found
+    for attr, instances in entity.get("attrs", {}).items():
+        for n, instance in enumerate(instances):
+            if instance.get("type") == GEOPROPERTY and isinstance(instance.get("value"), dict):
+                found.append((attr, n, instance["value"]))
+    return found
+
+
+@dataclass(slots=True)
+class _Changes:
+    """The net changes of one ``apply``, as columns for set-based statements."""
+
+    deleted: list[int] = field(default_factory=list)
+    updated_rids: list[int] = field(default_factory=list)
+    updated_docs: list[str] = field(default_factory=list)
+    inserted_ids: list[str] = field(default_factory=list)
+    inserted_rids: list[int] = field(default_factory=list)
+    inserted_docs: list[str] = field(default_factory=list)
+    inserted_types: list[list[str]] = field(default_factory=list)
+    inserted_geo: list[list[tuple[str, int, dict[str, Any]]]] = field(default_factory=list)
+    types_gone: list[tuple[str, int]] = field(default_factory=list)
+    types_new: list[tuple[str, int]] = field(default_factory=list)
+    geo_reset: list[int] = field(default_factory=list)
+    geo_new: list[tuple[int, str, int, dict[str, Any]]] = field(default_factory=list)
+
+
+class PostgresStore:
+    def __init__(self, url: str, *, history: bool = True, pool_size: int = 10,
+                 statement_timeout: float = 30.0, connect_timeout: float = 5.0,
+                 migrate: str = "online", **_: Any) -> None:
+        self.url = url
+        self._history = history
+        self._listener: ChangeListener | None = None
+        self._view: RecordsView | None = None
+        self._pool_size = max(1, pool_size)
+        self._statement_timeout = statement_timeout
+        self._connect_timeout = connect_timeout
+        if migrate not in ("online", "all", "none"):
+            raise ValueError("migrate must be online, all or none")
+        self._migrate = migrate
+        params = conninfo_to_dict(url)
+        # JIT compilation pays off only for long analytical queries; for a broker's short
+        # statements it costs far more than it saves (seconds once a 1,000-entity batch or a
+        # query over millions of rows crosses jit_above_cost). Off before the URL's own
+        # options, which may turn it back on.
+        options = " ".join(filter(None, (
+            "-c jit=off", str(params.get("options") or ""),
+            f"-c statement_timeout={max(0, round(statement_timeout * 1000))}")))
+        self._connect_kwargs: dict[str, Any] = {
+            "autocommit": True, "options": options,
+            "connect_timeout": max(1, round(connect_timeout)),
+            "application_name": str(params.get("application_name") or "sinergia")}
+        self._pool: AsyncConnectionPool[Conn] | None = None
+        self._wakeups = Wakeups()
+        self._signals = ChangeSignals(url, self._connect_kwargs, self._wakeups)
+        self._partitions = pg_history.Partitions()
+        self._tenants: set[str] = set()  # known to exist: no INSERT needed
+
+    # -- connections ---------------------------------------------------------------------
+
+    @staticmethod
+    async def _configure(conn: Conn) -> None:
+        set_json_loads(orjson.loads, conn)
+
+    async def open(self) -> None:
+        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            self.url, min_size=1, max_size=self._pool_size, kwargs=self._connect_kwargs,
+            configure=self._configure, open=False, timeout=self._connect_timeout,
+            # Give up a connection slot after this long without the database (new requests
+            # start fresh attempts), so recovery never waits on a long back-off.
+            reconnect_timeout=max(30.0, 2 * self._connect_timeout), name="sinergia")
+        try:
+            await pool.open(wait=True, timeout=self._connect_timeout)
+            async with pool.connection() as conn:
+                if self._migrate != "none":
+                    await conn.execute("SET statement_timeout = 0")  # migrations take long
+                    try:
+                        await migrate(conn, allow_offline=self._migrate == "all")
+                    finally:
+                        await conn.execute("RESET statement_timeout")
+                await self._partitions.load(conn)
+                if self._history:
+                    await self._partitions.create_ahead(conn, int(time.time() * 1000))
+        except PoolTimeout as exc:
+            await pool.close()
+            raise ServiceUnavailable(f"Cannot connect to the database at {safe_url(self.url)} "
+                                     f"within {self._connect_timeout:g} s") from exc
+        except BaseException:
+            await pool.close()
+            raise
+        self._pool = pool
+        await self._signals.start(pool, wait=self._connect_timeout)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._signals.stop()
+            await self._pool.close()
+            self._pool = None
+
+    def _unavailable(self, exc: BaseException, *, unknown_outcome: bool = False) -> NgsiLdError:
+        where = safe_url(self.url)
+        if isinstance(exc, errors.QueryCanceled):
+            return ServiceUnavailable(f"The database did not answer within "
+                                      f"{self._statement_timeout:g} s; try again later")
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = (f"The database at {where} is unavailable ({detail}); Sinergia reconnects "
+                   "by itself when it returns")
+        if unknown_outcome:
+            message += ". The connection broke while committing: the change may or may not " \
+                       "have been saved"
+        return ServiceUnavailable(message)
+
+    def _pool_or_fail(self) -> AsyncConnectionPool[Conn]:
+        if self._pool is None:
+            raise ServiceUnavailable("The PostgreSQL store is not open")
+        return self._pool
+
+    async def _read(self, work: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run ``work`` on a pooled connection; once more on a fresh one if the connection
+        turned out to be dead."""
+        pool = self._pool_or_fail()
+        for attempt in (1, 2):
+            conn: Conn | None = None
+            try:
+                async with pool.connection() as conn:
+                    return await work(conn)
+            except PoolTimeout as exc:
+                raise self._unavailable(exc) from None
+            except (errors.ProgramLimitExceeded, errors.InvalidRegularExpression) as exc:
+                raise TooComplexQuery(f"The database cannot run this query: {exc}") from None
+            except psycopg.OperationalError as exc:
+                if attempt == 1 and _lost(conn, exc):
+                    await pool.check()
+                    continue
+                raise self._unavailable(exc) from None
+        raise AssertionError("unreachable")
+
+    async def _write(self, work: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run ``work`` in one transaction, again after a conflict, after creating missing
+        history partitions, or once after a connection that died before COMMIT."""
+        pool = self._pool_or_fail()
+        conflicts = lost = 0
+        while True:
+            conn: Conn | None = None
+            committing = False
+            repair: Awaitable[None] | None = None
+            try:
+                async with pool.connection() as conn:
+                    async with conn.transaction():
+                        result = await work(conn)
+                        committing = True
+                    return result
+            except pg_history.MissingPartitions as missing:
+                repair = self._on_connection(pool, partial(self._partitions.create,
+                                                           months=missing.months))
+            except errors.CheckViolation as exc:
+                conflicts += 1
+                if "no partition" not in str(exc) or conflicts > _MAX_CONFLICT_RETRIES:
+                    raise
+                # another process dropped a partition this one believed in: look again
+                repair = self._on_connection(pool, self._partitions.load)
+            except (errors.SerializationFailure, errors.DeadlockDetected,
+                    errors.UniqueViolation) as exc:
+                conflicts += 1
+                if conflicts > _MAX_CONFLICT_RETRIES:
+                    raise ServiceUnavailable("Too many concurrent changes to the same "
+                                             "entities; try again") from exc
+            except PoolTimeout as exc:
+                raise self._unavailable(exc) from None
+            except psycopg.OperationalError as exc:
+                if committing or lost or not _lost(conn, exc):
+                    raise self._unavailable(exc, unknown_outcome=committing) from None
+                lost += 1
+                repair = pool.check()  # drop the dead connections: the retry gets a live one
+            if repair is not None:
+                try:
+                    await repair
+                except (PoolTimeout, psycopg.OperationalError) as exc:
+                    raise self._unavailable(exc) from None
+
+    @staticmethod
+    async def _on_connection(pool: AsyncConnectionPool[Conn],
+                             action: Callable[[Conn], Awaitable[None]]) -> None:
+        async with pool.connection() as conn:
+            await action(conn)
+
+    # -- writes --------------------------------------------------------------------------
+
+    def set_change_listener(self, listener: ChangeListener | None,
+                            view: RecordsView | None = None) -> None:
+        self._listener, self._view = listener, view
+
+    async def apply(self, tenant: str, edits: Sequence[Edit]) -> list[EditResult]:
+        edits = list(edits)
+        listener, view, keep_history = self._listener, self._view, self._history
+        # (kind, generation) the listener's view must still have, or None: no check. After one
+        # refresh, begun after this call was, the view knows every change made before it.
+        check = None if view is None else (view.kind, view.generation)
+
+        async def work(conn: Conn) -> tuple[list[EditResult], int] | None:
+            edited = await self._apply_edits(conn, tenant, edits, check)
+            if edited is None:
+                return None  # the view is out of date: nothing written, refresh and rerun
+            results, changes = edited
+            ok = [r for r in results if r.error is None and r.after is not r.before]
+            rows = []
+            if ok and keep_history:
+                rows = pg_history.rows_for_changes(
+                    [r for r, e in zip(results, edits, strict=True) if e.history], now_iso())
+            messages = listener(tenant, ok) if ok and listener is not None else ()
+            # The new state, its history and its notifications in one round trip.
+            async with conn.pipeline():
+                if any(r.error is None for r in results) and tenant not in self._tenants:
+                    # A tenant is created by its first successful write; a failed one
+                    # changes nothing.
+                    await conn.execute("INSERT INTO tenants (tenant) VALUES (%s) "
+                                       "ON CONFLICT DO NOTHING", (tenant,))
+                await _write_state(conn, tenant, changes)
+                await pg_history.write_rows(conn, tenant, rows, self._partitions)
+                queued = await _enqueue(conn, tenant, messages, time.time())
+            return results, queued
+
+        while (outcome := await self._write(work)) is None:
+            assert view is not None
+            await view.refresh()
+            check = None
+        results, queued = outcome
+        if any(r.error is None for r in results):
+            self._tenants.add(tenant)
+        if queued:
+            self._signals.outbox_changed()
+        return results
+
+    async def _apply_edits(self, conn: Conn, tenant: str, edits: list[Edit],
+                           check: tuple[str, int] | None
+                           ) -> tuple[list[EditResult], _Changes] | None:
+        """Run every edit against the locked current state (edits of one call see each
+        other's effects, in order); return the results and the net changes to write (the
+        new entities' rids already drawn). None when ``check`` (kind, generation) is no
+        longer the records' generation."""
+        ids = list(dict.fromkeys(edit.entity_id for edit in edits))
+        async with conn.pipeline():  # one round trip for the check and the locking read
+            generation = None if check is None else await conn.execute(
+                "SELECT generation FROM record_generations WHERE kind = %s", (check[0],))
+            cur = await conn.execute(
+                "SELECT id, rid, doc FROM entities WHERE tenant = %s AND id = ANY(%b::text[]) "
+                "ORDER BY id FOR UPDATE", (tenant, [i for i in ids if "\x00" not in i]))
+        if generation is not None and check is not None:
+            row = await generation.fetchone()
+            if (0 if row is None else row[0]) != check[1]:
+                return None
+        stored: dict[str, tuple[int, Entity]] = {i: (rid, doc)
+                                                 for i, rid, doc in await cur.fetchall()}
+        state: dict[str, Entity | None] = {i: (stored[i][1] if i in stored else None)
+                                           for i in ids}
+        docs: dict[str, str] = {}
+        results: list[EditResult] = []
+        for edit in edits:
+            before = state[edit.entity_id]
+            try:
+                after = edit.fn(before)
+                if after is not None and after is not before:
+                    docs[edit.entity_id] = _serialise(edit.entity_id, after)
+            except NgsiLdError as exc:
+                results.append(EditResult(edit.entity_id, before, before, exc))
+                continue
+            except Exception as exc:  # a bug in an update rule must not take the batch down
+                log.exception("update rule failed for %s", edit.entity_id)
+                results.append(EditResult(edit.entity_id, before, before,
+                                          InternalError(f"{type(exc).__name__}: {exc}")))
+                continue
+            state[edit.entity_id] = after
+            results.append(EditResult(edit.entity_id, before, after))
+        changes = _changes(stored, state, docs)
+        if changes.inserted_ids:
+            cur = await conn.execute("SELECT nextval('entity_rid') FROM generate_series(1, %s)",
+                                     (len(changes.inserted_ids),))
+            changes.inserted_rids = sorted(rid for (rid,) in await cur.fetchall())
+        return results, changes
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    async def wait_outbox(self, timeout: float) -> bool:
+        """True when any process sharing the database committed outbox messages (this one
+        rings at once, the others through LISTEN), False after ``timeout``."""
+        return await self._wakeups.outbox.wait(timeout)
+
+    async def enqueue(self, tenant: str, messages: Sequence[OutboxMessage]) -> None:
+        async def work(conn: Conn) -> int:
+            return await _enqueue(conn, tenant, messages, time.time())
+
+        if await self._write(work):
+            self._signals.outbox_changed()
+
+    async def claim_outbox(self, limit: int, lease_seconds: float) -> list[OutboxItem]:
+        async def work(conn: Conn) -> list[OutboxItem]:
+            now = time.time()
+            cur = await conn.execute(
+                "WITH due AS (SELECT tenant, id, due FROM outbox WHERE due <= %s "
+                "ORDER BY due, id LIMIT %s FOR UPDATE SKIP LOCKED) "
+                "UPDATE outbox o SET due = %s FROM due WHERE o.tenant = due.tenant "
+                "AND o.id = due.id RETURNING due.due, o.id, o.tenant, o.subscription_id, "
+                "o.payload, o.attempts", (now, limit, now + lease_seconds))
+            rows = sorted(await cur.fetchall(), key=lambda row: (row[0], row[1]))
+            return [OutboxItem(i, t, s, orjson.loads(p), a) for _, i, t, s, p, a in rows]
+
+        return await self._write(work)
+
+    async def settle_outbox(self, done: Sequence[int],
+                            retry: Sequence[tuple[int, float]] = (),
+                            defer: Sequence[tuple[int, float]] = ()) -> None:
+        async def work(conn: Conn) -> None:
+            if done:
+                await conn.execute("DELETE FROM outbox WHERE id = ANY(%b::bigint[])",
+                                   (list(done),))
+            for later, counted in ((retry, 1), (defer, 0)):
+                if later:
+                    await conn.execute(
+                        "UPDATE outbox o SET due = v.due, attempts = o.attempts + %s FROM "
+                        "unnest(%b::bigint[], %b::float8[]) AS v(id, due) WHERE o.id = v.id",
+                        (counted, [i for i, _ in later], [due for _, due in later]))
+
+        await self._write(work)
+
+    async def outbox_size(self) -> int:
+        return int(await self._scalar("SELECT count(*) FROM outbox", ()))
+
+    async def note_delivery(self, tenant: str, subscription_id: str, ok: bool, at: str) -> None:
+        async def work(conn: Conn) -> None:
+            await conn.execute(
+                "INSERT INTO delivery_status AS d (tenant, subscription_id, times_sent, "
+                "times_failed, last_notification, last_success, last_failure) "
+                "VALUES (%s, %s, 1, %s, %s, %s, %s) ON CONFLICT (tenant, subscription_id) "
+                "DO UPDATE SET times_sent = d.times_sent + 1, "
+                "times_failed = d.times_failed + excluded.times_failed, "
+                "last_notification = excluded.last_notification, "
+                "last_success = coalesce(excluded.last_success, d.last_success), "
+                "last_failure = coalesce(excluded.last_failure, d.last_failure)",
+                (tenant, subscription_id, 0 if ok else 1, at, at if ok else None,
+                 None if ok else at))
+
+        await self._write(work)
+
+    async def delivery_status(self, tenant: str, subscription_id: str) -> DeliveryStatus:
+        async def work(conn: Conn) -> DeliveryStatus:
+            cur = await conn.execute(
+                "SELECT times_sent, times_failed, last_notification, last_success, "
+                "last_failure FROM delivery_status WHERE tenant = %s AND subscription_id = %s",
+                (tenant, subscription_id))
+            row = await cur.fetchone()
+            return DeliveryStatus() if row is None else DeliveryStatus(*row)
+
+        return await self._read(work)
+
+    # -- history ---------------------------------------------------------------------------
+
+    async def add_history(self, tenant: str, entity_id: str, types: Sequence[str],
+                          instances: Sequence[HistoryInstance]) -> None:
+        rows = pg_history.rows_for_instances(entity_id, types, instances)
+
+        async def work(conn: Conn) -> None:
+            if tenant not in self._tenants:
+                await conn.execute("INSERT INTO tenants (tenant) VALUES (%s) "
+                                   "ON CONFLICT DO NOTHING", (tenant,))
+            await pg_history.write_rows(conn, tenant, rows, self._partitions)
+
+        await self._write(work)
+        self._tenants.add(tenant)
+
+    async def query_history(self, tenant: str, query: HistoryQuery) -> HistoryResult:
+        return await self._read(lambda conn: pg_history.query(conn, tenant, query))
+
+    async def delete_history(self, tenant: str, entity_id: str, attr: str | None = None,
+                             instance_id: str | None = None) -> int:
+        return await self._write(lambda conn: pg_history.delete_history(
+            conn, tenant, entity_id, attr, instance_id))
+
+    async def replace_history_instance(self, tenant: str, entity_id: str, attr: str,
+                                       instance: HistoryInstance) -> bool:
+        return await self._write(lambda conn: pg_history.replace_instance(
+            conn, tenant, entity_id, attr, instance, partitions=self._partitions))
+
+    async def purge_history(self, older_than_ms: int, limit: int = 10_000) -> int:
+        """Drop the partitions wholly older than the cut-off (a whole partition goes at once,
+        however many rows it holds: that is cheap) until ``limit`` rows are gone, then delete
+        rows one by one up to ``limit``; then make sure the coming months have partitions."""
+        pool = self._pool_or_fail()
+        try:
+            async with pool.connection() as conn:
+                await self._partitions.load(conn)
+                gone = 0
+                while gone < limit:
+                    dropped = await self._partitions.drop_older(conn, older_than_ms)
+                    if dropped is None:
+                        gone += await pg_history.purge_rows(conn, older_than_ms, limit - gone)
+                        break
+                    gone += dropped
+                await self._partitions.create_ahead(conn, int(time.time() * 1000))
+                return gone
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise self._unavailable(exc) from None
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def _scalar(self, sql: str, params: Sequence[object]) -> Any:
+        async def work(conn: Conn) -> Any:
+            cur = await conn.execute(sql, params)
+            row = await cur.fetchone()
+            return None if row is None else row[0]
+
+        return await self._read(work)
+
+    async def get_entity(self, tenant: str, entity_id: str) -> Entity | None:
+        if "\x00" in entity_id:
+            return None
+        doc: Entity | None = await self._scalar(
+            "SELECT doc FROM entities WHERE tenant = %s AND id = %s", (tenant, entity_id))
+        return doc
+
+    async def query_entities(self, tenant: str, query: EntityQuery) -> QueryResult:
+        how = plan(tenant, query)
+        return await self._read(lambda conn: run_query(conn, how, query))
+
+    async def tenant_exists(self, tenant: str) -> bool:
+        if tenant == "":
+            return True
+        if "\x00" in tenant:
+            return False
+        found = await self._scalar("SELECT 1 FROM tenants WHERE tenant = %s", (tenant,))
+        return found is not None
+
+    async def list_tenants(self) -> list[str]:
+        async def work(conn: Conn) -> list[str]:
+            cur = await conn.execute('SELECT tenant FROM tenants ORDER BY tenant COLLATE "C"')
+            return [name for (name,) in await cur.fetchall()]
+
+        return await self._read(work)
+
+    async def entity_types(self, tenant: str) -> list[TypeInfo]:
+        async def work(conn: Conn) -> list[TypeInfo]:
+            cur = await conn.execute(
+                "SELECT type, count(*) FROM entity_types WHERE tenant = %s GROUP BY type",
+                (tenant,))
+            counts = dict(await cur.fetchall())
+            cur = await conn.execute(
+                "SELECT DISTINCT t.type, k.key FROM entity_types t JOIN entities e "
+                "ON e.tenant = t.tenant AND e.rid = t.rid, jsonb_object_keys(CASE WHEN "
+                "jsonb_typeof(e.doc -> 'attrs') = 'object' THEN e.doc -> 'attrs' END) AS k(key) "
+                "WHERE t.tenant = %s", (tenant,))
+            attrs: dict[str, list[str]] = {}
+            for type_iri, attr in await cur.fetchall():
+                attrs.setdefault(type_iri, []).append(attr)
+            return [TypeInfo(t, counts[t], tuple(sorted(attrs.get(t, []))))
+                    for t in sorted(counts)]
+
+        return await self._read(work)
+
+    async def attributes(self, tenant: str) -> list[AttributeInfo]:
+        async def work(conn: Conn) -> list[AttributeInfo]:
+            cur = await conn.execute(
+                "SELECT k.key, count(*), array_agg(DISTINCT k.value -> 0 ->> 'type') FILTER "
+                "(WHERE k.value -> 0 ->> 'type' IS NOT NULL) FROM entities e, jsonb_each(CASE "
+                "WHEN jsonb_typeof(e.doc -> 'attrs') = 'object' THEN e.doc -> 'attrs' END) "
+                "AS k(key, value) WHERE e.tenant = %s GROUP BY k.key", (tenant,))
+            rows = await cur.fetchall()
+            cur = await conn.execute(
+                "SELECT DISTINCT k.key, t.type FROM entities e, jsonb_object_keys(CASE WHEN "
+                "jsonb_typeof(e.doc -> 'attrs') = 'object' THEN e.doc -> 'attrs' END) AS k(key),"
+                " jsonb_array_elements_text(CASE WHEN jsonb_typeof(e.doc -> 'type') = 'array' "
+                "THEN e.doc -> 'type' END) AS t(type) WHERE e.tenant = %s", (tenant,))
+            types: dict[str, list[str]] = {}
+            for attr, type_iri in await cur.fetchall():
+                types.setdefault(attr, []).append(type_iri)
+            # Python sorts str by code point, as SQLite does.
+            return [AttributeInfo(attr, count, tuple(sorted(kinds or [""])),
+                                  tuple(sorted(types.get(attr, []))))
+                    for attr, count, kinds in sorted(rows, key=lambda r: str(r[0]))]
+
+        return await self._read(work)
+
+    # -- per-tenant records ---------------------------------------------------------------
+
+    async def put_record(self, kind: str, tenant: str, record_id: str, record: dict[str, Any],
+                         *, only_if_absent: bool = False) -> bool:
+        doc = orjson.dumps(record).decode()
+        action = "NOTHING" if only_if_absent else "UPDATE SET record = excluded.record"
+
+        async def work(conn: Conn) -> bool:
+            if tenant not in self._tenants:
+                await conn.execute("INSERT INTO tenants (tenant) VALUES (%s) "
+                                   "ON CONFLICT DO NOTHING", (tenant,))
+            cur = await conn.execute(
+                "INSERT INTO records (kind, tenant, id, record) VALUES (%s, %s, %s, %s) "  # noqa: S608
+                f"ON CONFLICT (kind, tenant, id) DO {action}", (kind, tenant, record_id, doc))
+            return await _record_changed(conn, kind, cur.rowcount > 0)
+
+        stored = await self._write(work)
+        self._tenants.add(tenant)
+        if stored:
+            self._signals.records_changed(kind)
+        return stored
+
+    async def get_record(self, kind: str, tenant: str, record_id: str) -> dict[str, Any] | None:
+        if "\x00" in record_id:
+            return None
+        record: str | None = await self._scalar(
+            "SELECT record FROM records WHERE kind = %s AND tenant = %s AND id = %s",
+            (kind, tenant, record_id))
+        return None if record is None else orjson.loads(record)
+
+    async def list_records(self, kind: str, tenant: str | None = None) -> list[Record]:
+        async def work(conn: Conn) -> list[Record]:
+            sql = "SELECT tenant, id, record FROM records WHERE kind = %s"
+            params: tuple[str, ...] = (kind,)
+            if tenant is not None:
+                sql += " AND tenant = %s"
+                params = (kind, tenant)
+            cur = await conn.execute(sql + ' ORDER BY tenant COLLATE "C", id COLLATE "C"',
+                                     params)
+            return [Record(t, i, orjson.loads(r)) for t, i, r in await cur.fetchall()]
+
+        return await self._read(work)
+
+    async def delete_record(self, kind: str, tenant: str, record_id: str) -> bool:
+        if "\x00" in record_id:
+            return False
+
+        async def work(conn: Conn) -> bool:
+            cur = await conn.execute(
+                "DELETE FROM records WHERE kind = %s AND tenant = %s AND id = %s",
+                (kind, tenant, record_id))
+            return await _record_changed(conn, kind, cur.rowcount > 0)
+
+        deleted = await self._write(work)
+        if deleted:
+            self._signals.records_changed(kind)
+        return deleted
+
+    async def records_generation(self, kind: str) -> int:
+        sql = "SELECT generation FROM record_generations WHERE kind = %s"
+        generation = await self._scalar(sql, (kind,))
+        if generation is None:  # start counting this kind's changes
+            async def work(conn: Conn) -> Any:
+                await conn.execute("INSERT INTO record_generations (kind, generation) "
+                                   "VALUES (%s, 0) ON CONFLICT (kind) DO NOTHING", (kind,))
+                cur = await conn.execute(sql, (kind,))
+                row = await cur.fetchone()
+                return None if row is None else row[0]
+
+            generation = await self._write(work)
+        return int(generation or 0)
+
+    async def wait_records(self, kind: str, timeout: float) -> bool:
+        return await self._wakeups.records(kind).wait(timeout)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _lost(conn: Conn | None, exc: BaseException) -> bool:
+    """Whether ``exc`` means the connection itself died (then a fresh one may succeed)."""
+    if isinstance(exc, errors.QueryCanceled):
+        return False
+    return conn is None or conn.closed or conn.broken
+
+
+async def _record_changed(conn: Conn, kind: str, changed: bool) -> bool:
+    """Count a change of a record of ``kind`` (when its changes are counted)."""
+    if changed:
+        await conn.execute("UPDATE record_generations SET generation = generation + 1 "
+                           "WHERE kind = %s", (kind,))
+    return changed
+
+
+def _serialise(entity_id: str, entity: Entity) -> str:
+    """The JSON text of ``entity``; BadRequestData for what PostgreSQL cannot store."""
+    if "\x00" in entity_id:
+        raise BadRequestData("Entity ids cannot contain the character U+0000")
+    doc = orjson.dumps(entity)
+    if b"\\u0000" in doc and _contains_nul(entity):
+        raise BadRequestData("Strings cannot contain the character U+0000 (NUL)")
+    return doc.decode()
+
+
+def _changes(stored: dict[str, tuple[int, Entity]], state: dict[str, Entity | None],
+             docs: dict[str, str]) -> _Changes:
+    changes = _Changes()
+    for entity_id, entity in state.items():
+        old = stored.get(entity_id)
+        if old is not None and entity is old[1]:
+            continue  # untouched (every edit failed or returned its input)
+        if entity is None:
+            if old is not None:
+                changes.deleted.append(old[0])
+                changes.types_gone.extend((t, old[0]) for t in set(old[1]["type"]))
+            continue
+        if old is None:
+            changes.inserted_ids.append(entity_id)
+            changes.inserted_docs.append(docs[entity_id])
+            changes.inserted_types.append(list(dict.fromkeys(entity["type"])))
+            changes.inserted_geo.append(_geo_values(entity))
+            continue
+        rid, before = old
+        changes.updated_rids.append(rid)
+        changes.updated_docs.append(docs[entity_id])
+        old_types, new_types = set(before["type"]), set(entity["type"])
+        changes.types_gone.extend((t, rid) for t in old_types - new_types)
+        changes.types_new.extend((t, rid) for t in new_types - old_types)
+        old_geo, new_geo = _geo_values(before), _geo_values(entity)
+        if old_geo != new_geo:
+            if old_geo:
+                changes.geo_reset.append(rid)
+            changes.geo_new.extend((rid, attr, n, value) for attr, n, value in new_geo)
+    return changes
+
+
+async def _write_state(conn: Conn, tenant: str, changes: _Changes) -> None:
+    """Queue the statements writing ``changes`` (the caller runs them in a pipeline).
+
+    New entities are plain INSERTs: should another writer have created one of them first, the
+    unique violation makes the store run the edits again (ON CONFLICT's speculative insertion
+    would cost more on every row than that rare retry). Arrays go in binary: no quoting or
+    escaping of the documents."""
+    for rid, types, geo in zip(changes.inserted_rids, changes.inserted_types,
+                               changes.inserted_geo, strict=True):
+        changes.types_new.extend((t, rid) for t in types)
+        changes.geo_new.extend((rid, attr, n, value) for attr, n, value in geo)
+    if changes.deleted:
+        await conn.execute("DELETE FROM entities WHERE tenant = %s AND rid = ANY(%b::bigint[])",
+                           (tenant, changes.deleted))
+        await conn.execute("DELETE FROM entity_geo WHERE tenant = %s "
+                           "AND rid = ANY(%b::bigint[])", (tenant, changes.deleted))
+    if changes.geo_reset:
+        await conn.execute("DELETE FROM entity_geo WHERE tenant = %s "
+                           "AND rid = ANY(%b::bigint[])", (tenant, changes.geo_reset))
+    if changes.types_gone:
+        await conn.execute(
+            "DELETE FROM entity_types t USING unnest(%b::text[], %b::bigint[]) AS v(type, rid) "
+            "WHERE t.tenant = %s AND t.type = v.type AND t.rid = v.rid",
+            ([t for t, _ in changes.types_gone], [r for _, r in changes.types_gone], tenant))
+    if changes.updated_rids:
+        await conn.execute(
+            "UPDATE entities e SET doc = v.doc::jsonb FROM unnest(%b::bigint[], %b::text[]) "
+            "AS v(rid, doc) WHERE e.tenant = %s AND e.rid = v.rid",
+            (changes.updated_rids, changes.updated_docs, tenant))
+    if changes.inserted_ids:
+        await conn.execute(
+            "INSERT INTO entities (tenant, rid, id, doc) SELECT %s, v.rid, v.id, "
+            "v.doc::jsonb FROM unnest(%b::bigint[], %b::text[], %b::text[]) AS v(rid, id, doc)",
+            (tenant, changes.inserted_rids, changes.inserted_ids, changes.inserted_docs))
+    if changes.types_new:
+        await conn.execute(
+            "INSERT INTO entity_types (tenant, type, rid) SELECT %s, v.type, v.rid "
+            "FROM unnest(%b::text[], %b::bigint[]) AS v(type, rid) ON CONFLICT DO NOTHING",
+            (tenant, [t for t, _ in changes.types_new], [r for _, r in changes.types_new]))
+    if changes.geo_new:
+        # Points (nearly all located entities) are made from their coordinates: cheaper for
+        # PostGIS than parsing GeoJSON.
+        xs: list[float | None] = []
+        ys: list[float | None] = []
+        other: list[str | None] = []
+        for _, _, _, value in changes.geo_new:
+            point = _point_xy(value)
+            xs.append(None if point is None else point[0])
+            ys.append(None if point is None else point[1])
+            other.append(None if point is not None else orjson.dumps(value).decode())
+        await conn.execute(
+            "INSERT INTO entity_geo (tenant, rid, attr, n, geom) SELECT %s, v.rid, v.attr, "
+            "v.n, CASE WHEN v.g IS NULL THEN ST_SetSRID(ST_MakePoint(v.x, v.y), 4326) "
+            "ELSE ST_SetSRID(ST_Force2D(ST_GeomFromGeoJSON(v.g)), 4326) END FROM "
+            "unnest(%b::bigint[], %b::text[], %b::int[], %b::float8[], %b::float8[], "
+            "%b::text[]) AS v(rid, attr, n, x, y, g)",
+            (tenant, [g[0] for g in changes.geo_new], [g[1] for g in changes.geo_new],
+             [g[2] for g in changes.geo_new], xs, ys, other))
+
+
+def _point_xy(value: dict[str, Any]) -> tuple[float, float] | None:
+    """(x, y) of a GeoJSON Point whose coordinates are plain numbers, else None."""
+    if value.get("type") != "Point":
+        return None
+    coordinates = value.get("coordinates")
+    if not isinstance(coordinates, list) or len(coordinates) not in (2, 3):
+        return None
+    x, y = coordinates[0], coordinates[1]
+    if type(x) not in (int, float) or type(y) not in (int, float):
+        return None
+    return float(x), float(y)
+
+
+async def _enqueue(conn: Conn, tenant: str, messages: Sequence[OutboxMessage],
+                   due: float) -> int:
+    if messages:
+        await conn.execute(
+            "INSERT INTO outbox (tenant, subscription_id, payload, due) SELECT %s, v.s, "
+            "v.p, %s FROM unnest(%b::text[], %b::text[]) AS v(s, p)",
+            (tenant, due, [m.subscription_id for m in messages],
+             [orjson.dumps(m.payload).decode() for m in messages]))
+    return len(messages)

@@ -1,0 +1,393 @@
+"""History (the temporal API) on the PostgreSQL schema: recording inside write transactions,
+the reads the temporal API needs, and the monthly partitions of the ``history`` table.
+
+``history`` is partitioned by month of ``modified_ms`` (when an instance was recorded): the
+retention purge drops whole partitions, and :class:`Partitions` creates the partitions of the
+current and the next months ahead of need. A write that would land in a month without a
+partition raises :class:`MissingPartitions` before touching anything; the store then creates
+it in a transaction of its own (creating a partition locks the parent table, which must not
+happen while holding entity row locks) and runs the write again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from psycopg import AsyncConnection, sql
+
+from sinergia.ngsild.history import HistoryInstance, history_instances
+from sinergia.ngsild.model import Instance, value_of
+from sinergia.ngsild.qlang import compiled_regex
+from sinergia.ngsild.temporal import iso_to_ms, ms_to_iso
+from sinergia.storage.base import (
+    EditResult,
+    HistoryQuery,
+    HistoryResult,
+    Series,
+    TemporalEntity,
+)
+from sinergia.storage.postgres_filters import compile_types
+from sinergia.storage.postgres_regex import to_are
+
+Conn = AsyncConnection[Any]
+MONTHS_AHEAD = 2
+
+
+# -- partitions ---------------------------------------------------------------------------------
+
+
+def month_of(ms: int) -> tuple[int, int]:
+    when = datetime.fromtimestamp(ms / 1000, UTC)
+    return when.year, when.month
+
+
+def _bounds(month: tuple[int, int]) -> tuple[int, int]:
+    year, number = month
+    start = datetime(year, number, 1, tzinfo=UTC)
+    end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)
+    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+
+
+def _name(month: tuple[int, int]) -> str:
+    return f"history_{month[0]:04d}{month[1]:02d}"
+
+
+class MissingPartitions(Exception):
+    def __init__(self, months: set[tuple[int, int]]) -> None:
+        super().__init__(f"history partitions missing for {sorted(months)}")
+        self.months = months
+
+
+class Partitions:
+    """The months that have a partition (as far as this process knows)."""
+
+    def __init__(self) -> None:
+        self.known: set[tuple[int, int]] = set()
+
+    async def load(self, conn: Conn) -> None:
+        cur = await conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'history'::regclass")
+        self.known = {(int(name[8:12]), int(name[12:14])) for (name,) in await cur.fetchall()
+                      if len(name) == 14 and name[8:].isdigit()}
+
+    def require(self, months: Iterable[tuple[int, int]]) -> None:
+        missing = set(months) - self.known
+        if missing:
+            raise MissingPartitions(missing)
+
+    async def create(self, conn: Conn, months: Iterable[tuple[int, int]]) -> None:
+        """Create the partitions (in a transaction of their own on ``conn``)."""
+        wanted = sorted(set(months) - self.known)
+        if not wanted:
+            return
+        async with conn.transaction():
+            # One creator at a time per schema: CREATE ... IF NOT EXISTS still races.
+            await conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))",
+                               (0x5E_4E_62,))
+            for month in wanted:
+                start, end = _bounds(month)
+                await conn.execute(sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} PARTITION OF history "
+                    "FOR VALUES FROM ({}) TO ({})").format(
+                        sql.Identifier(_name(month)), sql.Literal(start), sql.Literal(end)))
+        self.known.update(wanted)
+
+    async def create_ahead(self, conn: Conn, now_ms: int) -> None:
+        year, number = month_of(now_ms)
+        months = []
+        for _ in range(MONTHS_AHEAD + 1):
+            months.append((year, number))
+            year, number = (year + 1, 1) if number == 12 else (year, number + 1)
+        await self.create(conn, months)
+
+    async def drop_older(self, conn: Conn, older_than_ms: int) -> int | None:
+        """Drop the oldest partition lying wholly before ``older_than_ms``; return its row
+        count, or None when there is none."""
+        for month in sorted(self.known):
+            if _bounds(month)[1] > older_than_ms:
+                return None
+            name = sql.Identifier(_name(month))
+            async with conn.transaction():
+                cur = await conn.execute(sql.SQL("SELECT count(*) FROM {}").format(name))
+                (rows,) = await cur.fetchone() or (0,)
+                await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(name))
+            self.known.discard(month)
+            return int(rows)
+        return None
+
+
+# -- writing (inside the caller's transaction) --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    entity_id: str
+    types: tuple[str, ...]
+    item: HistoryInstance
+
+
+def rows_for_changes(results: Iterable[EditResult], now: str) -> list[_Row]:
+    rows: list[_Row] = []
+    for result in results:
+        if result.error is not None or result.after is result.before:
+            continue
+        entity = result.after if result.after is not None else result.before
+        assert entity is not None
+        types = tuple(entity["type"])
+        rows.extend(_Row(result.entity_id, types, item)
+                    for item in history_instances(result.before, result.after, now=now))
+    return rows
+
+
+def rows_for_instances(entity_id: str, types: Sequence[str],
+                       instances: Sequence[HistoryInstance]) -> list[_Row]:
+    return [_Row(entity_id, tuple(types), item) for item in instances]
+
+
+def _times(item: HistoryInstance) -> tuple[int, int]:
+    modified_ms = iso_to_ms(item.modified_at)
+    return (iso_to_ms(item.observed_at) if item.observed_at else modified_ms), modified_ms
+
+
+# One statement (one round trip) records a whole write: the entities' rows (new ones get an id,
+# changed types are updated), the series rows of their attributes, then the history rows.
+# Existing rows are looked up and new ones inserted without ON CONFLICT (its speculative
+# insertion costs several times a plain insert): a concurrent writer that created the same
+# entity or series first makes this statement fail with a unique violation, and the store
+# runs the transaction again. Ids come from the sequence in input order (``ORDER BY`` the
+# ordinality), so heids order entities by first recording and hids order a series' instances.
+# Arrays are sent in binary: no quoting or escaping of the JSON texts.
+_WRITE_ROWS = """
+WITH ve AS (
+    SELECT v.id, v.types::jsonb AS types, v.o
+    FROM unnest(%(ids)b::text[], %(types)b::text[]) WITH ORDINALITY AS v(id, types, o)),
+fe AS (
+    SELECT h.id, h.heid FROM ve JOIN history_entities h
+    ON h.tenant = %(tenant)s AND h.id = ve.id),
+ue AS (
+    UPDATE history_entities h SET types = ve.types FROM ve
+    WHERE h.tenant = %(tenant)s AND h.id = ve.id AND h.types <> ve.types),
+me AS (
+    INSERT INTO history_entities (tenant, heid, id, types)
+    SELECT %(tenant)s, nextval('history_ids'), n.id, n.types FROM (
+        SELECT ve.id, ve.types FROM ve WHERE NOT EXISTS (SELECT 1 FROM fe WHERE fe.id = ve.id)
+        ORDER BY ve.o) n
+    RETURNING id, heid),
+ae AS (SELECT id, heid FROM fe UNION ALL SELECT id, heid FROM me),
+vs AS (
+    SELECT ae.heid, v.attr, v.o
+    FROM unnest(%(pair_ids)b::text[], %(pair_attrs)b::text[]) WITH ORDINALITY AS v(id, attr, o)
+    JOIN ae ON ae.id = v.id),
+fs AS (
+    SELECT vs.o, s.sid FROM vs JOIN history_series s
+    ON s.tenant = %(tenant)s AND s.heid = vs.heid AND s.attr = vs.attr),
+ms AS (
+    INSERT INTO history_series (tenant, sid, heid, attr)
+    SELECT %(tenant)s, nextval('history_ids'), n.heid, n.attr FROM (
+        SELECT vs.heid, vs.attr FROM vs WHERE NOT EXISTS (SELECT 1 FROM fs WHERE fs.o = vs.o)
+        ORDER BY vs.o) n
+    RETURNING heid, attr, sid),
+sv AS (
+    SELECT fs.o, fs.sid FROM fs
+    UNION ALL SELECT vs.o, ms.sid FROM ms JOIN vs ON vs.heid = ms.heid AND vs.attr = ms.attr)
+INSERT INTO history (tenant, sid, hid, t_ms, modified_ms, instance_id, deleted, created, num,
+                     instance)
+SELECT %(tenant)s, r.sid, nextval('history_ids'), r.t, r.m, r.iid, r.del, r.cr, r.num, r.inst
+FROM (SELECT sv.sid, v.* FROM unnest(%(pair)b::bigint[], %(t)b::bigint[], %(m)b::bigint[],
+          %(iid)b::text[], %(del)b::boolean[], %(cr)b::boolean[], %(num)b::float8[],
+          %(inst)b::text[]) WITH ORDINALITY AS v(p, t, m, iid, del, cr, num, inst, o)
+      JOIN sv ON sv.o = v.p ORDER BY v.o) r
+"""
+
+
+async def write_rows(conn: Conn, tenant: str, rows: list[_Row], partitions: Partitions) -> None:
+    """Append the rows to history (MissingPartitions before any write if a month lacks one).
+    In a pipeline, the statement is only queued: its errors surface when the pipeline syncs."""
+    if not rows:
+        return
+    times = [_times(row.item) for row in rows]
+    partitions.require(month_of(modified) for _, modified in times)
+    entities: dict[str, tuple[str, ...]] = {}
+    pairs: dict[tuple[str, str], int] = {}  # (entity id, attribute) -> 1-based ordinal
+    row_pairs: list[int] = []
+    for row in rows:
+        entities[row.entity_id] = row.types
+        row_pairs.append(pairs.setdefault((row.entity_id, row.item.attr), len(pairs) + 1))
+    items = [row.item for row in rows]
+    await conn.execute(_WRITE_ROWS, {
+        "tenant": tenant,
+        "ids": list(entities),
+        "types": [orjson.dumps(sorted(types)).decode() for types in entities.values()],
+        "pair_ids": [entity_id for entity_id, _ in pairs],
+        "pair_attrs": [attr for _, attr in pairs],
+        "pair": row_pairs,
+        "t": [t_ms for t_ms, _ in times],
+        "m": [modified_ms for _, modified_ms in times],
+        "iid": [item.instance_id for item in items],
+        "del": [item.deleted for item in items],
+        "cr": [item.created_at is not None for item in items],
+        "num": [item.numeric for item in items],
+        "inst": [orjson.dumps(item.instance).decode() for item in items]})
+
+
+async def delete_history(conn: Conn, tenant: str, entity_id: str, attr: str | None,
+                         instance_id: str | None) -> int:
+    cur = await conn.execute("SELECT heid FROM history_entities WHERE tenant = %s AND id = %s",
+                             (tenant, entity_id))
+    row = await cur.fetchone()
+    if row is None:
+        return 0
+    (heid,) = row
+    where = "h.tenant = %s AND h.sid = s.sid AND s.tenant = %s AND s.heid = %s"
+    params: list[Any] = [tenant, tenant, heid]
+    if attr is not None:
+        where += " AND s.attr = %s"
+        params.append(attr)
+    if instance_id is not None:
+        where += " AND h.instance_id = %s"
+        params.append(instance_id)
+    cur = await conn.execute(f"DELETE FROM history h USING history_series s WHERE {where}",  # noqa: S608
+                             params)
+    gone = cur.rowcount
+    if instance_id is None:  # the entity's (or attribute's) own row goes too, and counts
+        if attr is None:
+            await conn.execute("DELETE FROM history_series WHERE tenant = %s AND heid = %s",
+                               (tenant, heid))
+            cur = await conn.execute("DELETE FROM history_entities WHERE tenant = %s "
+                                     "AND heid = %s", (tenant, heid))
+        else:
+            cur = await conn.execute("DELETE FROM history_series WHERE tenant = %s "
+                                     "AND heid = %s AND attr = %s", (tenant, heid, attr))
+        gone += cur.rowcount
+    return gone
+
+
+async def replace_instance(conn: Conn, tenant: str, entity_id: str, attr: str,
+                           item: HistoryInstance, *, partitions: Partitions) -> bool:
+    t_ms, modified_ms = _times(item)
+    partitions.require([month_of(modified_ms)])
+    cur = await conn.execute(
+        "UPDATE history h SET t_ms = %s, modified_ms = %s, num = %s, instance = %s "
+        "FROM history_series s JOIN history_entities e ON e.tenant = s.tenant "
+        "AND e.heid = s.heid WHERE h.tenant = %s AND h.instance_id = %s AND h.sid = s.sid "
+        "AND s.tenant = %s AND s.attr = %s AND e.id = %s",
+        (t_ms, modified_ms, item.numeric, orjson.dumps(item.instance).decode(), tenant,
+         item.instance_id, tenant, attr, entity_id))
+    return cur.rowcount > 0
+
+
+async def purge_rows(conn: Conn, older_than_ms: int, limit: int) -> int:
+    cur = await conn.execute(
+        "DELETE FROM history h USING (SELECT tenant, hid, modified_ms FROM history "
+        "WHERE modified_ms < %s LIMIT %s) d WHERE h.tenant = d.tenant AND h.hid = d.hid "
+        "AND h.modified_ms = d.modified_ms", (older_than_ms, limit))
+    return cur.rowcount
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+_TIME_COLUMN = {"observedAt": "t_ms", "createdAt": "modified_ms", "modifiedAt": "modified_ms",
+                "deletedAt": "modified_ms"}
+
+
+async def query(conn: Conn, tenant: str, q: HistoryQuery) -> HistoryResult:
+    where = ["h.tenant = %s"]
+    params: list[Any] = [tenant]
+    if q.ids:
+        where.append("h.id = ANY(%b::text[])")
+        params.append([i for i in q.ids if "\x00" not in i])
+    pattern_in_python = None
+    if q.id_pattern:
+        are = to_are(q.id_pattern)
+        if are is None:
+            pattern_in_python = compiled_regex(q.id_pattern)
+        else:
+            where.append("h.id ~ %s")
+            params.append(are)
+    if q.type is not None:
+        types = compile_types(q.type, "h.types")
+        where.append(types.sql)
+        params.extend(types.params)
+    base = f"FROM history_entities h WHERE {' AND '.join(where)}"
+    if pattern_in_python is None:
+        cur = await conn.execute(f"SELECT h.heid, h.id, h.types {base} ORDER BY h.heid "
+                                 "LIMIT %s OFFSET %s", (*params, q.limit, q.offset))
+        page = await cur.fetchall()
+        count = None
+        if q.count:
+            cur = await conn.execute(f"SELECT count(*) {base}", params)
+            (count,) = await cur.fetchone() or (0,)
+    else:
+        cur = await conn.execute(f"SELECT h.heid, h.id, h.types {base} ORDER BY h.heid",
+                                 params)
+        selected = [r for r in await cur.fetchall() if pattern_in_python.search(r[1])]
+        page = selected[q.offset:q.offset + q.limit]
+        count = len(selected) if q.count else None
+    attrs = await _attrs(conn, tenant, [heid for heid, _, _ in page], q)
+    entities = [TemporalEntity(entity_id, tuple(types), attrs.get(heid, {}))
+                for heid, entity_id, types in page]
+    return HistoryResult(entities, count)
+
+
+async def _attrs(conn: Conn, tenant: str, heids: list[int],
+                 q: HistoryQuery) -> dict[int, Any]:
+    """heid → {attr: instances or Series}, one query for the whole page."""
+    if not heids:
+        return {}
+    column = _TIME_COLUMN[q.timeproperty]
+    where = [f"s.tenant = %s AND s.heid = ANY(%b::bigint[]) AND h.tenant = s.tenant "
+             f"AND h.sid = s.sid AND h.{column} >= %s AND h.{column} < %s"]
+    params: list[Any] = [tenant, heids,
+                         q.start_ms if q.start_ms is not None else -(2**62),
+                         q.end_ms if q.end_ms is not None else 2**62]
+    if q.attrs is not None:
+        where.append("s.attr = ANY(%b::text[])")
+        params.append([a for a in q.attrs if "\x00" not in a])
+    if q.timeproperty == "deletedAt":
+        where.append("h.deleted")
+    elif q.timeproperty == "createdAt":
+        where.append("h.created")
+    if q.series:
+        where.append("NOT h.deleted")
+    newest_first = q.last_n is not None
+    limit = q.last_n if q.last_n is not None else q.instance_limit
+    order = "DESC" if newest_first else "ASC"
+    payload = ("h.t_ms, h.num, CASE WHEN h.num IS NULL THEN h.instance END" if q.series
+               else "h.instance_id, h.modified_ms, h.deleted, h.instance")
+    rank = (f", row_number() OVER (PARTITION BY h.sid ORDER BY h.{column} {order}, "
+            f"h.hid {order}) AS n" if limit is not None else "")
+    inner = (f"SELECT s.heid, s.attr, h.{column} AS t, h.hid, {payload}{rank} "  # noqa: S608
+             f"FROM history_series s, history h WHERE {' AND '.join(where)}")
+    sql_text = f"SELECT * FROM ({inner}) x"  # noqa: S608
+    if limit is not None:
+        sql_text += " WHERE x.n <= %s"
+        params.append(limit)
+    sql_text += " ORDER BY x.heid, x.attr, x.t, x.hid"
+    cur = await conn.execute(sql_text, params)
+    out: dict[int, dict[str, Any]] = {}
+    for row in await cur.fetchall():
+        attrs = out.setdefault(row[0], {})
+        attr = row[1]
+        if q.series:
+            t_ms, num, doc = row[4:7]
+            series = attrs.get(attr)
+            if series is None:
+                series = attrs[attr] = Series([], [])
+            series.times_ms.append(t_ms)
+            series.values.append(num if num is not None else value_of(orjson.loads(doc)))
+        else:
+            attrs.setdefault(attr, []).append(_instance(*row[4:8]))
+    return out
+
+
+def _instance(instance_id: str, modified_ms: int, deleted: bool, doc: str) -> Instance:
+    instance: Instance = orjson.loads(doc)
+    instance.setdefault("instanceId", instance_id)
+    if deleted:
+        instance.setdefault("deletedAt", ms_to_iso(modified_ms))
+    return instance

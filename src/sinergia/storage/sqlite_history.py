@@ -1,0 +1,257 @@
+"""History (the temporal API) on the SQLite schema: recording inside the writer's transaction,
+and the reads the temporal API needs. See ``sqlite_schema`` for the three tables."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from sinergia.ngsild.history import HistoryInstance, history_instances
+from sinergia.ngsild.model import Instance, value_of
+from sinergia.ngsild.temporal import iso_to_ms, ms_to_iso
+from sinergia.storage.base import (
+    EditResult,
+    HistoryQuery,
+    HistoryResult,
+    Series,
+    TemporalEntity,
+)
+from sinergia.storage.sqlite_queries import history_entities_sql
+
+# -- writing (inside the writer's transaction) -------------------------------------------------
+
+
+def record_changes(conn: sqlite3.Connection, tenant: str, results: Iterable[EditResult],
+                   now: str) -> None:
+    """Append to history every instance the successful edits added, changed or deleted."""
+    changes = []
+    for result in results:
+        if result.error is not None or result.after is result.before:
+            continue
+        instances = history_instances(result.before, result.after, now=now)
+        if instances:
+            entity = result.after if result.after is not None else result.before
+            assert entity is not None
+            changes.append((result.entity_id, entity["type"], instances))
+    add_many(conn, tenant, changes)
+
+
+def add_instances(conn: sqlite3.Connection, tenant: str, entity_id: str, types: Sequence[str],
+                  instances: Sequence[HistoryInstance]) -> None:
+    add_many(conn, tenant, [(entity_id, types, instances)])
+
+
+def add_many(conn: sqlite3.Connection, tenant: str,
+             changes: Sequence[tuple[str, Sequence[str], Sequence[HistoryInstance]]]) -> None:
+    """Record the instances of many entities ``(id, types, instances)`` with a few statements
+    per call, not per entity: a batch of a thousand entities is one call."""
+    if not changes:
+        return
+    heids = _entity_rows(conn, tenant, [(entity_id, types) for entity_id, types, _ in changes])
+    sids = _series_rows(conn, list(dict.fromkeys(
+        (heids[entity_id], item.attr) for entity_id, _, instances in changes
+        for item in instances)))
+    to_ms = lru_cache(maxsize=256)(iso_to_ms)  # most instances of a call share their times
+    rows = []
+    for entity_id, _, instances in changes:
+        heid = heids[entity_id]
+        for item in instances:
+            modified_ms = to_ms(item.modified_at)
+            t_ms = to_ms(item.observed_at) if item.observed_at else modified_ms
+            rows.append((sids[heid, item.attr], t_ms, modified_ms, item.instance_id,
+                         int(item.deleted), int(item.created_at is not None), item.numeric,
+                         orjson.dumps(item.instance).decode()))
+    conn.executemany("INSERT INTO history (sid, t_ms, modified_ms, instance_id, deleted, created,"
+                     " num, instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _chunks(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
+    return (items[start:start + size] for start in range(0, len(items), size))
+
+
+def _entity_rows(conn: sqlite3.Connection, tenant: str,
+                 entities: Sequence[tuple[str, Sequence[str]]]) -> dict[str, int]:
+    """Entity id → ``history_entities.heid``, adding the entities not recorded yet and
+    updating the types of those whose types changed."""
+    wanted = {entity_id: orjson.dumps(sorted(types)).decode() for entity_id, types in entities}
+    types_of: dict[str, dict[str, None]] = {}  # every type an entity had in this call
+    for entity_id, types in entities:
+        types_of.setdefault(entity_id, {}).update(dict.fromkeys(types))
+    found: dict[str, tuple[int, str]] = {}
+    for chunk in _chunks(list(wanted)):
+        marks = ",".join("?" * len(chunk))
+        for heid, entity_id, types_json in conn.execute(
+                f"SELECT heid, id, types FROM history_entities WHERE tenant = ? "  # noqa: S608
+                f"AND id IN ({marks})", (tenant, *chunk)):
+            found[entity_id] = (heid, types_json)
+    heids = {entity_id: heid for entity_id, (heid, _) in found.items()}
+    retyped = [(types_json, found[entity_id][0]) for entity_id, types_json in wanted.items()
+               if entity_id in found and found[entity_id][1] != types_json]
+    missing = [entity_id for entity_id in wanted if entity_id not in found]
+    if missing:
+        # Inside the write transaction nobody else can take these ids.
+        (next_heid,) = conn.execute(
+            "SELECT coalesce(max(heid), 0) + 1 FROM history_entities").fetchone()
+        for offset, entity_id in enumerate(missing):
+            heids[entity_id] = next_heid + offset
+        conn.executemany("INSERT INTO history_entities (heid, tenant, id, types) "
+                         "VALUES (?, ?, ?, ?)",
+                         [(heids[i], tenant, i, wanted[i]) for i in missing])
+    if retyped:
+        conn.executemany("UPDATE history_entities SET types = ? WHERE heid = ?", retyped)
+    typed = missing + [entity_id for entity_id in wanted
+                       if entity_id in found and found[entity_id][1] != wanted[entity_id]]
+    if typed:
+        conn.executemany(
+            "INSERT OR IGNORE INTO history_types (tenant, type, heid) VALUES (?, ?, ?)",
+            [(tenant, t, heids[entity_id]) for entity_id in typed for t in types_of[entity_id]])
+    return heids
+
+
+def _series_rows(conn: sqlite3.Connection,
+                 series: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    """(heid, attribute) → ``history_series.sid``, adding (in order) the series that do not
+    exist."""
+    sids: dict[tuple[int, str], int] = {}
+    wanted = set(series)
+    heids = sorted({heid for heid, _ in series})
+    for chunk in _chunks(heids):
+        marks = ",".join("?" * len(chunk))
+        for sid, heid, attr in conn.execute(
+                f"SELECT sid, heid, attr FROM history_series WHERE heid IN ({marks})",  # noqa: S608
+                chunk):
+            if (heid, attr) in wanted:
+                sids[heid, attr] = sid
+    missing = [key for key in series if key not in sids]
+    if missing:
+        (next_sid,) = conn.execute(
+            "SELECT coalesce(max(sid), 0) + 1 FROM history_series").fetchone()
+        for offset, key in enumerate(missing):
+            sids[key] = next_sid + offset
+        conn.executemany("INSERT INTO history_series (sid, heid, attr) VALUES (?, ?, ?)",
+                         [(sids[key], *key) for key in missing])
+    return sids
+
+
+def delete_history(conn: sqlite3.Connection, tenant: str, entity_id: str, attr: str | None,
+                   instance_id: str | None) -> int:
+    row = conn.execute("SELECT heid FROM history_entities WHERE tenant = ? AND id = ?",
+                       (tenant, entity_id)).fetchone()
+    if row is None:
+        return 0
+    heid = row[0]
+    series = "SELECT sid FROM history_series WHERE heid = ?"
+    params: list[Any] = [heid]
+    if attr is not None:
+        series += " AND attr = ?"
+        params.append(attr)
+    sql = f"DELETE FROM history WHERE sid IN ({series})"  # noqa: S608
+    if instance_id is not None:
+        sql += " AND instance_id = ?"
+        params.append(instance_id)
+    gone: int = conn.execute(sql, params).rowcount
+    if instance_id is None:
+        if attr is None:
+            conn.execute("DELETE FROM history_series WHERE heid = ?", (heid,))
+            conn.execute("DELETE FROM history_types WHERE heid = ?", (heid,))
+            gone += conn.execute("DELETE FROM history_entities WHERE heid = ?",
+                                 (heid,)).rowcount
+        else:
+            gone += conn.execute("DELETE FROM history_series WHERE heid = ? AND attr = ?",
+                                 (heid, attr)).rowcount
+    return gone
+
+
+def replace_instance(conn: sqlite3.Connection, tenant: str, entity_id: str, attr: str,
+                     item: HistoryInstance) -> bool:
+    modified_ms = iso_to_ms(item.modified_at)
+    t_ms = iso_to_ms(item.observed_at) if item.observed_at else modified_ms
+    cursor = conn.execute(
+        "UPDATE history SET t_ms = ?, modified_ms = ?, num = ?, instance = ? "
+        "WHERE instance_id = ? AND sid = (SELECT s.sid FROM history_series s "
+        "JOIN history_entities e ON e.heid = s.heid WHERE e.tenant = ? AND e.id = ? "
+        "AND s.attr = ?)",
+        (t_ms, modified_ms, item.numeric, orjson.dumps(item.instance).decode(),
+         item.instance_id, tenant, entity_id, attr))
+    return cursor.rowcount > 0
+
+
+def purge(conn: sqlite3.Connection, older_than_ms: int, limit: int) -> int:
+    return conn.execute(
+        "DELETE FROM history WHERE hid IN (SELECT hid FROM history WHERE modified_ms < ? "
+        "LIMIT ?)", (older_than_ms, limit)).rowcount
+
+
+# -- reading (on a reader thread) ----------------------------------------------------------------
+
+
+def query(conn: sqlite3.Connection, tenant: str, q: HistoryQuery) -> HistoryResult:
+    sql, params = history_entities_sql(tenant, q, paginate=True)
+    entities = []
+    for heid, entity_id, types_json in conn.execute(sql, params).fetchall():
+        attrs = _entity_attrs(conn, heid, q)
+        entities.append(TemporalEntity(entity_id, tuple(orjson.loads(types_json)), attrs))
+    count = None
+    if q.count:
+        sql, params = history_entities_sql(tenant, q, paginate=False, count=True)
+        (count,) = conn.execute(sql, params).fetchone()
+    return HistoryResult(entities, count)
+
+
+_TIME_COLUMN = {"observedAt": "t_ms", "createdAt": "modified_ms", "modifiedAt": "modified_ms",
+                "deletedAt": "modified_ms"}
+
+
+def _entity_attrs(conn: sqlite3.Connection, heid: int,
+                  q: HistoryQuery) -> dict[str, list[Instance]] | dict[str, Series]:
+    series_sql = "SELECT sid, attr FROM history_series WHERE heid = ?"
+    params: list[Any] = [heid]
+    if q.attrs is not None:
+        series_sql += " AND attr IN (" + ",".join("?" * len(q.attrs)) + ")"
+        params.extend(q.attrs)
+    column = _TIME_COLUMN[q.timeproperty]
+    where = f"sid = ? AND {column} >= ? AND {column} < ?"
+    if q.timeproperty == "deletedAt":
+        where += " AND deleted = 1"
+    elif q.timeproperty == "createdAt":
+        where += " AND created = 1"
+    bounds = (q.start_ms if q.start_ms is not None else -(2**62),
+              q.end_ms if q.end_ms is not None else 2**62)
+    newest_first = q.last_n is not None
+    limit = q.last_n if q.last_n is not None else q.instance_limit
+    order = "DESC" if newest_first else "ASC"
+    tail = f" ORDER BY {column} {order}, hid {order}" + (" LIMIT ?" if limit is not None else "")
+    out_series: dict[str, Series] = {}
+    out_instances: dict[str, list[Instance]] = {}
+    for sid, attr in conn.execute(series_sql, params).fetchall():
+        args: tuple[Any, ...] = (sid, *bounds) if limit is None else (sid, *bounds, limit)
+        if q.series:
+            rows = conn.execute(f"SELECT t_ms, num, CASE WHEN num IS NULL THEN instance END "  # noqa: S608
+                                f"FROM history WHERE {where} AND deleted = 0{tail}",
+                                args).fetchall()
+            if newest_first:
+                rows.reverse()
+            if rows:
+                out_series[attr] = Series(
+                    [r[0] for r in rows],
+                    [r[1] if r[1] is not None else value_of(orjson.loads(r[2])) for r in rows])
+            continue
+        rows = conn.execute(f"SELECT instance_id, modified_ms, deleted, instance "  # noqa: S608
+                            f"FROM history WHERE {where}{tail}", args).fetchall()
+        if newest_first:
+            rows.reverse()
+        if rows:
+            out_instances[attr] = [_instance(*row) for row in rows]
+    return out_series if q.series else out_instances
+
+
+def _instance(instance_id: str, modified_ms: int, deleted: int, doc: str) -> Instance:
+    instance: Instance = orjson.loads(doc)
+    instance.setdefault("instanceId", instance_id)
+    if deleted:
+        instance.setdefault("deletedAt", ms_to_iso(modified_ms))
+    return instance
