@@ -3,8 +3,11 @@
 psycopg 3 with a bounded pool of autocommit connections (``psycopg_pool``); every statement
 runs under ``statement_timeout``. Writes are one transaction each: the touched entities are
 locked (``SELECT … FOR UPDATE``, in id order so concurrent writers cannot deadlock on them),
-the edits run in Python against the locked state exactly as on SQLite, and the net changes go
-out in one pipelined round trip of set-based statements. PostgreSQL already shares one WAL
+the edits run in Python against the locked state exactly as on SQLite, and the net changes,
+their history and their notifications go out in one pipelined round trip of set-based
+statements (:mod:`sinergia.storage.postgres_writes`, arrays bound in binary). Look-ups by id
+made at the same time share one statement (:mod:`sinergia.storage.postgres_lookups`); queries run
+as :mod:`sinergia.storage.postgres_queries` plans them. PostgreSQL already shares one WAL
 flush between transactions that commit together, so concurrent ``apply`` calls need no extra
 grouping to commit cheaply.
 
@@ -24,7 +27,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -37,13 +39,12 @@ from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from sinergia.ngsild.errors import (
-    BadRequestData,
     InternalError,
     NgsiLdError,
     ServiceUnavailable,
     TooComplexQuery,
 )
-from sinergia.ngsild.model import GEOPROPERTY, Entity, now_iso
+from sinergia.ngsild.model import Entity, now_iso
 from sinergia.ngsild.query import EntityQuery, QueryResult
 from sinergia.storage import postgres_history as pg_history
 from sinergia.storage.base import (
@@ -60,9 +61,11 @@ from sinergia.storage.base import (
     RecordsView,
     TypeInfo,
 )
+from sinergia.storage.postgres_lookups import IdLookups
 from sinergia.storage.postgres_notify import ChangeSignals
 from sinergia.storage.postgres_queries import plan, run_query
 from sinergia.storage.postgres_schema import migrate
+from sinergia.storage.postgres_writes import Changes, changes_of, serialise, write_state
 from sinergia.storage.wakeups import Wakeups
 
 if TYPE_CHECKING:
@@ -83,46 +86,6 @@ def safe_url(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-
-
-def _contains_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_contains_nul(v) for v in value)
-    return False
-
-
-def _geo_values(entity: Entity | None) -> list[tuple[str, int, dict[str, Any]]]:
-    """(attribute, index, GeoJSON) of every GeoProperty instance: what ``entity_geo`` holds."""
-    found: list[tuple[str, int, dict[str, Any]]] = []
-    if entity is None:
-        return found
-    for attr, instances in entity.get("attrs", {}).items():
-        for n, instance in enumerate(instances):
-            if instance.get("type") == GEOPROPERTY and isinstance(instance.get("value"), dict):
-                found.append((attr, n, instance["value"]))
-    return found
-
-
-@dataclass(slots=True)
-class _Changes:
-    """The net changes of one ``apply``, as columns for set-based statements."""
-
-    deleted: list[int] = field(default_factory=list)
-    updated_rids: list[int] = field(default_factory=list)
-    updated_docs: list[str] = field(default_factory=list)
-    inserted_ids: list[str] = field(default_factory=list)
-    inserted_rids: list[int] = field(default_factory=list)
-    inserted_docs: list[str] = field(default_factory=list)
-    inserted_types: list[list[str]] = field(default_factory=list)
-    inserted_geo: list[list[tuple[str, int, dict[str, Any]]]] = field(default_factory=list)
-    types_gone: list[tuple[str, int]] = field(default_factory=list)
-    types_new: list[tuple[str, int]] = field(default_factory=list)
-    geo_reset: list[int] = field(default_factory=list)
-    geo_new: list[tuple[int, str, int, dict[str, Any]]] = field(default_factory=list)
 
 
 class PostgresStore:
@@ -156,6 +119,7 @@ class PostgresStore:
         self._signals = ChangeSignals(url, self._connect_kwargs, self._wakeups)
         self._partitions = pg_history.Partitions()
         self._tenants: set[str] = set()  # known to exist: no INSERT needed
+        self._lookups = IdLookups(self._documents)
 
     # -- connections ---------------------------------------------------------------------
 
@@ -316,7 +280,7 @@ class PostgresStore:
                     # changes nothing.
                     await conn.execute("INSERT INTO tenants (tenant) VALUES (%s) "
                                        "ON CONFLICT DO NOTHING", (tenant,))
-                await _write_state(conn, tenant, changes)
+                await write_state(conn, tenant, changes)
                 await pg_history.write_rows(conn, tenant, rows, self._partitions)
                 queued = await _enqueue(conn, tenant, messages, time.time())
             return results, queued
@@ -334,7 +298,7 @@ class PostgresStore:
 
     async def _apply_edits(self, conn: Conn, tenant: str, edits: list[Edit],
                            check: tuple[str, int] | None
-                           ) -> tuple[list[EditResult], _Changes] | None:
+                           ) -> tuple[list[EditResult], Changes] | None:
         """Run every edit against the locked current state (edits of one call see each
         other's effects, in order); return the results and the net changes to write (the
         new entities' rids already drawn). None when ``check`` (kind, generation) is no
@@ -361,7 +325,7 @@ class PostgresStore:
             try:
                 after = edit.fn(before)
                 if after is not None and after is not before:
-                    docs[edit.entity_id] = _serialise(edit.entity_id, after)
+                    docs[edit.entity_id] = serialise(edit.entity_id, after)
             except NgsiLdError as exc:
                 results.append(EditResult(edit.entity_id, before, before, exc))
                 continue
@@ -372,7 +336,7 @@ class PostgresStore:
                 continue
             state[edit.entity_id] = after
             results.append(EditResult(edit.entity_id, before, after))
-        changes = _changes(stored, state, docs)
+        changes = changes_of(stored, state, docs)
         if changes.inserted_ids:
             cur = await conn.execute("SELECT nextval('entity_rid') FROM generate_series(1, %s)",
                                      (len(changes.inserted_ids),))
@@ -514,9 +478,16 @@ class PostgresStore:
     async def get_entity(self, tenant: str, entity_id: str) -> Entity | None:
         if "\x00" in entity_id:
             return None
-        doc: Entity | None = await self._scalar(
-            "SELECT doc FROM entities WHERE tenant = %s AND id = %s", (tenant, entity_id))
-        return doc
+        doc = await self._lookups.get(tenant, entity_id)
+        return None if doc is None else orjson.loads(doc)  # a copy of its own for each caller
+
+    async def _documents(self, tenant: str, ids: list[str]) -> dict[str, str]:
+        async def work(conn: Conn) -> dict[str, str]:
+            cur = await conn.execute("SELECT id, doc::text FROM entities WHERE tenant = %s "
+                                     "AND id = ANY(%b::text[])", (tenant, ids))
+            return dict(await cur.fetchall())
+
+        return await self._read(work)
 
     async def query_entities(self, tenant: str, query: EntityQuery) -> QueryResult:
         how = plan(tenant, query)
@@ -671,121 +642,6 @@ async def _record_changed(conn: Conn, kind: str, changed: bool) -> bool:
         await conn.execute("UPDATE record_generations SET generation = generation + 1 "
                            "WHERE kind = %s", (kind,))
     return changed
-
-
-def _serialise(entity_id: str, entity: Entity) -> str:
-    """The JSON text of ``entity``; BadRequestData for what PostgreSQL cannot store."""
-    if "\x00" in entity_id:
-        raise BadRequestData("Entity ids cannot contain the character U+0000")
-    doc = orjson.dumps(entity)
-    if b"\\u0000" in doc and _contains_nul(entity):
-        raise BadRequestData("Strings cannot contain the character U+0000 (NUL)")
-    return doc.decode()
-
-
-def _changes(stored: dict[str, tuple[int, Entity]], state: dict[str, Entity | None],
-             docs: dict[str, str]) -> _Changes:
-    changes = _Changes()
-    for entity_id, entity in state.items():
-        old = stored.get(entity_id)
-        if old is not None and entity is old[1]:
-            continue  # untouched (every edit failed or returned its input)
-        if entity is None:
-            if old is not None:
-                changes.deleted.append(old[0])
-                changes.types_gone.extend((t, old[0]) for t in set(old[1]["type"]))
-            continue
-        if old is None:
-            changes.inserted_ids.append(entity_id)
-            changes.inserted_docs.append(docs[entity_id])
-            changes.inserted_types.append(list(dict.fromkeys(entity["type"])))
-            changes.inserted_geo.append(_geo_values(entity))
-            continue
-        rid, before = old
-        changes.updated_rids.append(rid)
-        changes.updated_docs.append(docs[entity_id])
-        old_types, new_types = set(before["type"]), set(entity["type"])
-        changes.types_gone.extend((t, rid) for t in old_types - new_types)
-        changes.types_new.extend((t, rid) for t in new_types - old_types)
-        old_geo, new_geo = _geo_values(before), _geo_values(entity)
-        if old_geo != new_geo:
-            if old_geo:
-                changes.geo_reset.append(rid)
-            changes.geo_new.extend((rid, attr, n, value) for attr, n, value in new_geo)
-    return changes
-
-
-async def _write_state(conn: Conn, tenant: str, changes: _Changes) -> None:
-    """Queue the statements writing ``changes`` (the caller runs them in a pipeline).
-
-    New entities are plain INSERTs: should another writer have created one of them first, the
-    unique violation makes the store run the edits again (ON CONFLICT's speculative insertion
-    would cost more on every row than that rare retry). Arrays go in binary: no quoting or
-    escaping of the documents."""
-    for rid, types, geo in zip(changes.inserted_rids, changes.inserted_types,
-                               changes.inserted_geo, strict=True):
-        changes.types_new.extend((t, rid) for t in types)
-        changes.geo_new.extend((rid, attr, n, value) for attr, n, value in geo)
-    if changes.deleted:
-        await conn.execute("DELETE FROM entities WHERE tenant = %s AND rid = ANY(%b::bigint[])",
-                           (tenant, changes.deleted))
-        await conn.execute("DELETE FROM entity_geo WHERE tenant = %s "
-                           "AND rid = ANY(%b::bigint[])", (tenant, changes.deleted))
-    if changes.geo_reset:
-        await conn.execute("DELETE FROM entity_geo WHERE tenant = %s "
-                           "AND rid = ANY(%b::bigint[])", (tenant, changes.geo_reset))
-    if changes.types_gone:
-        await conn.execute(
-            "DELETE FROM entity_types t USING unnest(%b::text[], %b::bigint[]) AS v(type, rid) "
-            "WHERE t.tenant = %s AND t.type = v.type AND t.rid = v.rid",
-            ([t for t, _ in changes.types_gone], [r for _, r in changes.types_gone], tenant))
-    if changes.updated_rids:
-        await conn.execute(
-            "UPDATE entities e SET doc = v.doc::jsonb FROM unnest(%b::bigint[], %b::text[]) "
-            "AS v(rid, doc) WHERE e.tenant = %s AND e.rid = v.rid",
-            (changes.updated_rids, changes.updated_docs, tenant))
-    if changes.inserted_ids:
-        await conn.execute(
-            "INSERT INTO entities (tenant, rid, id, doc) SELECT %s, v.rid, v.id, "
-            "v.doc::jsonb FROM unnest(%b::bigint[], %b::text[], %b::text[]) AS v(rid, id, doc)",
-            (tenant, changes.inserted_rids, changes.inserted_ids, changes.inserted_docs))
-    if changes.types_new:
-        await conn.execute(
-            "INSERT INTO entity_types (tenant, type, rid) SELECT %s, v.type, v.rid "
-            "FROM unnest(%b::text[], %b::bigint[]) AS v(type, rid) ON CONFLICT DO NOTHING",
-            (tenant, [t for t, _ in changes.types_new], [r for _, r in changes.types_new]))
-    if changes.geo_new:
-        # Points (nearly all located entities) are made from their coordinates: cheaper for
-        # PostGIS than parsing GeoJSON.
-        xs: list[float | None] = []
-        ys: list[float | None] = []
-        other: list[str | None] = []
-        for _, _, _, value in changes.geo_new:
-            point = _point_xy(value)
-            xs.append(None if point is None else point[0])
-            ys.append(None if point is None else point[1])
-            other.append(None if point is not None else orjson.dumps(value).decode())
-        await conn.execute(
-            "INSERT INTO entity_geo (tenant, rid, attr, n, geom) SELECT %s, v.rid, v.attr, "
-            "v.n, CASE WHEN v.g IS NULL THEN ST_SetSRID(ST_MakePoint(v.x, v.y), 4326) "
-            "ELSE ST_SetSRID(ST_Force2D(ST_GeomFromGeoJSON(v.g)), 4326) END FROM "
-            "unnest(%b::bigint[], %b::text[], %b::int[], %b::float8[], %b::float8[], "
-            "%b::text[]) AS v(rid, attr, n, x, y, g)",
-            (tenant, [g[0] for g in changes.geo_new], [g[1] for g in changes.geo_new],
-             [g[2] for g in changes.geo_new], xs, ys, other))
-
-
-def _point_xy(value: dict[str, Any]) -> tuple[float, float] | None:
-    """(x, y) of a GeoJSON Point whose coordinates are plain numbers, else None."""
-    if value.get("type") != "Point":
-        return None
-    coordinates = value.get("coordinates")
-    if not isinstance(coordinates, list) or len(coordinates) not in (2, 3):
-        return None
-    x, y = coordinates[0], coordinates[1]
-    if type(x) not in (int, float) or type(y) not in (int, float):
-        return None
-    return float(x), float(y)
 
 
 async def _enqueue(conn: Conn, tenant: str, messages: Sequence[OutboxMessage],

@@ -4,17 +4,17 @@ the reads the temporal API needs, and the monthly partitions of the ``history`` 
 ``history`` is partitioned by month of ``modified_ms`` (when an instance was recorded): the
 retention purge drops whole partitions, and :class:`Partitions` creates the partitions of the
 current and the next months ahead of need. A write that would land in a month without a
-partition raises :class:`MissingPartitions` before touching anything; the store then creates
-it in a transaction of its own (creating a partition locks the parent table, which must not
-happen while holding entity row locks) and runs the write again.
+partition raises :class:`MissingPartitions` before writing any history (its transaction then
+rolls back, whatever else it wrote); the store creates the partition in a transaction of its
+own (creating a partition locks the parent table, which must not happen while holding entity
+row locks) and runs the write again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from psycopg import AsyncConnection, sql
@@ -124,8 +124,7 @@ class Partitions:
 # -- writing (inside the caller's transaction) --------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Row:
+class _Row(NamedTuple):  # a tuple: a write makes ten thousand of them
     entity_id: str
     types: tuple[str, ...]
     item: HistoryInstance
@@ -149,9 +148,20 @@ def rows_for_instances(entity_id: str, types: Sequence[str],
     return [_Row(entity_id, tuple(types), item) for item in instances]
 
 
-def _times(item: HistoryInstance) -> tuple[int, int]:
-    modified_ms = iso_to_ms(item.modified_at)
-    return (iso_to_ms(item.observed_at) if item.observed_at else modified_ms), modified_ms
+def _times(item: HistoryInstance, known: dict[str, int] | None = None) -> tuple[int, int]:
+    """(time, recording time) of an instance in ms; ``known`` caches the parsed date-times
+    (the instances of one write mostly share them)."""
+    if known is None:
+        known = {}
+    modified_ms = known.get(item.modified_at)
+    if modified_ms is None:
+        modified_ms = known[item.modified_at] = iso_to_ms(item.modified_at)
+    if not item.observed_at:
+        return modified_ms, modified_ms
+    t_ms = known.get(item.observed_at)
+    if t_ms is None:
+        t_ms = known[item.observed_at] = iso_to_ms(item.observed_at)
+    return t_ms, modified_ms
 
 
 # One statement (one round trip) records a whole write: the entities' rows (new ones get an id,
@@ -210,8 +220,9 @@ async def write_rows(conn: Conn, tenant: str, rows: list[_Row], partitions: Part
     In a pipeline, the statement is only queued: its errors surface when the pipeline syncs."""
     if not rows:
         return
-    times = [_times(row.item) for row in rows]
-    partitions.require(month_of(modified) for _, modified in times)
+    known: dict[str, int] = {}
+    times = [_times(row.item, known) for row in rows]
+    partitions.require(month_of(modified) for modified in {modified for _, modified in times})
     entities: dict[str, tuple[str, ...]] = {}
     pairs: dict[tuple[str, str], int] = {}  # (entity id, attribute) -> 1-based ordinal
     row_pairs: list[int] = []

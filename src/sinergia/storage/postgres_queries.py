@@ -40,7 +40,7 @@ Entity = dict[str, Any]
 Conn = AsyncConnection[Any]
 
 # Rows read per round trip when Python completes the filter: the first read is sized to the
-# page, later ones grow up to this.
+# page (at most _SCAN_BATCH), each later one four times the last (at most _SCAN_MAX).
 _SCAN_BATCH = 500
 _SCAN_MAX = 5000
 
@@ -56,8 +56,8 @@ def _no_nul(names: tuple[str, ...]) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class GeoPlan:
-    """The box candidates of a geo-query come from (see the module's docstring), and the test
-    of a whole document for the entities that have only non-Point candidates."""
+    """Where the box candidates of a geo-query come from (see the module's docstring), and
+    the test of a whole document for the entities whose only candidates are not Points."""
 
     tenant: str
     attr: str
@@ -269,14 +269,17 @@ async def _geo_query(conn: Conn, how: Plan, geo: GeoPlan, query: EntityQuery) ->
         points = await conn.execute(_BOX_POINTS, params)
         shapes = await conn.execute(_BOX_SHAPES, params)
     packed = await points.fetchone()
-    matched: set[int] = set()
+    matched = np.empty(0, dtype=np.int64)  # sorted, once each
     if packed is not None and packed[0] is not None:
         rids = np.frombuffer(packed[0], dtype=">i8")
         hits = filter_points(geo.query, np.frombuffer(packed[1], dtype=">f8"),
                              np.frombuffer(packed[2], dtype=">f8"))
-        matched = set(rids[np.asarray(hits, dtype=bool)].tolist())
-    unsure = {rid for (rid,) in await shapes.fetchall()} - matched
-    candidates = sorted(matched | unsure)
+        matched = np.unique(rids[np.asarray(hits, dtype=bool)])
+    unsure = {rid for (rid,) in await shapes.fetchall()}
+    if unsure:
+        unsure.difference_update(matched.tolist())
+        matched = np.union1d(matched, np.fromiter(unsure, dtype=np.int64, count=len(unsure)))
+    candidates: list[int] = matched.tolist()
     page = _Page(query)
     keep = how.recheck
     start, size = 0, max(16, page.wanted)
