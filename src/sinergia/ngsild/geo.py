@@ -463,6 +463,8 @@ def _query_radius(geometry: dict[str, Any]) -> float:
         return 0.0
     lon0, lat0 = _bbox_centre(geometry)
     coords = shapely.get_coordinates(_densify(_shape(geometry)))
+    if not len(coords):  # an empty shape (e.g. a polygon whose hole is its shell) is near nothing
+        return 0.0
     _, _, dist = _GEOD.inv(np.full(len(coords), lon0), np.full(len(coords), lat0),
                            coords[:, 0], coords[:, 1])
     # The densified vertices are ~1 km apart; the rest of the geometry is that close to them.
