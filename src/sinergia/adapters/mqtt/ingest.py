@@ -50,6 +50,7 @@ from sinergia.adapters.mqtt.payload import (
     parse_topic,
     subscription_filter,
 )
+from sinergia.adapters.mqtt.receive import buffer_reads, share_property_tables
 from sinergia.broker.devices import Device, DeviceService
 from sinergia.ngsild.model import now_iso
 
@@ -211,6 +212,7 @@ class MqttIngester:
                 password=config.password, identifier=config.client_id,
                 protocol=aiomqtt.ProtocolVersion.V311, clean_session=not config.persistent,
                 tls_context=tls_context, queue_type=_inbox_type(holder))
+        share_property_tables()
         # Acknowledge only what is committed. aiomqtt has no option for it yet
         # (empicano/aiomqtt#345): set it on its paho client before any message can arrive.
         client._client.manual_ack_set(True)
@@ -221,6 +223,7 @@ class MqttIngester:
         client = self._client(holder)
         async with client:
             (inbox,) = holder
+            buffer_reads(client._client)
             granted = await client.subscribe(self.config.subscription, qos=1)
             if any(_refused(code) for code in granted):  # e.g. an ACL forbids the topic
                 raise aiomqtt.MqttError(

@@ -95,10 +95,12 @@ def _fingerprint(instance: Mapping[str, Any]) -> tuple[datetime | None, bytes]:
 
 
 def _window(entities: Sequence[Mapping[str, Any]]) -> tuple[datetime, datetime] | None:
-    times = [moment for entity in entities for name, instances in entity.items()
+    # The attributes of a line share its time: parse each distinct text once.
+    texts = {instance.get("observedAt") for entity in entities
+             for name, instances in entity.items()
              if name not in _MEMBERS and isinstance(instances, list)
-             for instance in instances if isinstance(instance, dict)
-             if (moment := _instant(instance.get("observedAt"))) is not None]
+             for instance in instances if isinstance(instance, dict)}
+    times = [moment for text in texts if (moment := _instant(text)) is not None]
     if not times:
         return None
     return min(times), max(times) + timedelta(milliseconds=1)
