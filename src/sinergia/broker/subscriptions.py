@@ -6,9 +6,11 @@ messages that :meth:`SubscriptionService.on_changes` returned for it (matching i
 indexed by type and watched attribute). The messages are written already leased to this
 process's :class:`Notifier` and handed to it right after the commit, so the first attempt
 waits for no claim; messages that are due again (retries, deferrals, another process's
-expired leases) it claims from the outbox. It renders each group of messages with its
-subscription's @context and hands it to the deliverer, which bounds concurrency per endpoint
-so one slow receiver never holds up the others. Success or a final failure settles the
+expired leases) it claims from the outbox. Each subscription's messages queue in its own
+backlog, sent by a few senders of its own: each takes as many queued messages as fit in one
+notification, renders them with the subscription's @context and hands them to the
+deliverer, which bounds concurrency per endpoint, so one slow receiver never holds up the
+others, and the slower a receiver, the fuller its requests. Success or a final failure settles the
 message; a retryable failure reschedules it with exponential backoff; these writes are
 batched (:mod:`sinergia.broker.settling`). A crash between commit and delivery leaves the
 message in the outbox, its lease runs out and it is delivered after restart: at-least-once.
@@ -24,9 +26,11 @@ leases, so each message is delivered by one of them.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -177,16 +181,26 @@ class SubscriptionService:
         self._known.pop((tenant, sub_id), None)
 
 
+@dataclass(slots=True)
+class Backlog:
+    """One subscription's messages waiting for a sender, and how many senders it has."""
+
+    items: deque[OutboxItem] = field(default_factory=deque)
+    senders: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class NotifierSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     claim_batch: int = 200
-    max_in_flight: int = 1000
+    max_in_flight: int = 20_000  # messages held in memory (waiting for a sender or sent)
     lease_seconds: float = 60.0
     poll_seconds: float = 0.5
     refresh_seconds: float = 2.0
     periodic_tick_seconds: float = 1.0
     busy_factor: int = 4  # notifications held per receiver slot before deferring the rest
+    max_backlog: int = 2_000  # messages waiting in memory per subscription; the rest wait
+    #                           in the outbox (a receiver that hangs must not fill memory)
     max_entities_per_notification: int = 100
     periodic_max_entities: int = 1000
 
@@ -203,6 +217,7 @@ class Notifier:
         self.settings = settings or NotifierSettings()
         self.settler = Settler(self.store)
         self._in_flight: set[int] = set()  # ids of the messages this notifier holds
+        self._backlogs: dict[tuple[str, str], Backlog] = {}  # by (tenant, subscription)
         self._tasks: anyio.abc.TaskGroup | None = None
 
     async def run(self) -> None:
@@ -236,21 +251,52 @@ class Notifier:
                 await self.store.wait_outbox(self.settings.poll_seconds)
 
     def _dispatch(self, items: list[OutboxItem]) -> bool:
-        """Start delivering messages this notifier now holds (claimed, or handed over by
-        the store after a commit); False when none was new. Beyond ``max_in_flight`` they
-        go back to the outbox, due at once, for a later claim."""
+        """Queue messages this notifier now holds (claimed, or handed over by the store after
+        a commit) on their subscription's backlog and start its senders; False when none was
+        new. Past ``max_in_flight`` in all, or ``max_backlog`` for one subscription, they go
+        back to the outbox (due at once, or in a second for a receiver that is behind)."""
         tasks = self._tasks
-        fresh = [item for item in items if item.id not in self._in_flight]
-        if tasks is None or not fresh:
+        if tasks is None:
             return False
-        room = max(0, self.settings.max_in_flight - len(self._in_flight))
-        if len(fresh) > room:
-            self.settler.defer([item.id for item in fresh[room:]], time.time())
-            fresh = fresh[:room]
-        for group in batches(fresh, self.settings.max_entities_per_notification):
-            self._in_flight.update(item.id for item in group)
-            tasks.start_soon(self._deliver, group)
-        return bool(fresh)
+        now = time.time()
+        room = self.settings.max_in_flight - len(self._in_flight)
+        touched: dict[tuple[str, str], Backlog] = {}
+        fresh = False
+        for item in items:
+            if item.id in self._in_flight:
+                continue
+            fresh = True
+            key = (item.tenant, item.subscription_id)
+            backlog = self._backlogs.get(key)
+            if backlog is None:
+                backlog = self._backlogs[key] = Backlog()
+            if room <= 0:
+                self.settler.defer([item.id], now)
+            elif len(backlog.items) >= self.settings.max_backlog:
+                self.settler.defer([item.id], now + 1.0)
+            else:
+                room -= 1
+                self._in_flight.add(item.id)
+                backlog.items.append(item)
+                touched[key] = backlog
+        for key, backlog in touched.items():
+            while backlog.senders < self.deliverer.per_endpoint and \
+                    backlog.senders < len(backlog.items):
+                backlog.senders += 1
+                tasks.start_soon(self._send, key, backlog)
+        return fresh
+
+    async def _send(self, key: tuple[str, str], backlog: Backlog) -> None:
+        """Deliver a subscription's backlog, as few notifications as it fits in: while a
+        receiver is slow its messages gather, and the next request carries them all."""
+        try:
+            while backlog.items:
+                await self._deliver(take_batch(backlog.items,
+                                               self.settings.max_entities_per_notification))
+        finally:
+            backlog.senders -= 1
+            if not backlog.senders and not backlog.items and self._backlogs.get(key) is backlog:
+                del self._backlogs[key]
 
     async def _refresh_loop(self) -> None:
         """Catch up as soon as the store reports a change of the subscriptions, and every
@@ -377,3 +423,16 @@ def batches(items: Sequence[OutboxItem], max_entities: int) -> list[list[OutboxI
         chunk.append(item)
         seen.update(ids)
     return [chunk for chunks in groups.values() for chunk, _ in chunks]
+
+
+def take_batch(backlog: deque[OutboxItem], max_entities: int) -> list[OutboxItem]:
+    """Remove from ``backlog`` the messages of its next notification: the group of its head
+    that :func:`batches` would make."""
+    window = list(itertools.islice(backlog, max_entities))
+    group = batches(window, max_entities)[0]
+    for _ in window:
+        backlog.popleft()
+    if len(group) < len(window):  # a deletion or a repeated entity: the rest waits, in order
+        taken = {item.id for item in group}
+        backlog.extendleft(reversed([item for item in window if item.id not in taken]))
+    return group
