@@ -109,8 +109,11 @@ class Settler:
         if not batch:
             return True
         try:
-            await self.store.settle_outbox(batch.done, batch.retry, batch.defer,
-                                           list(batch.notes.values()))
+            # Shielded: a write cancelled half-way could not tell what it wrote, and the
+            # status counts must be written exactly once.
+            with anyio.CancelScope(shield=True):
+                await self.store.settle_outbox(batch.done, batch.retry, batch.defer,
+                                               list(batch.notes.values()))
         except Exception as exc:
             log.warning("cannot settle %d notifications (%s); retrying",
                         len(batch.done) + len(batch.retry) + len(batch.defer), exc)
