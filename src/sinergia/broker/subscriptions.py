@@ -254,7 +254,8 @@ class Notifier:
         """Queue messages this notifier now holds (claimed, or handed over by the store after
         a commit) on their subscription's backlog and start its senders; False when none was
         new. Past ``max_in_flight`` in all, or ``max_backlog`` for one subscription, they go
-        back to the outbox (due at once, or in a second for a receiver that is behind)."""
+        back to the outbox (due at once, or after a delivery timeout for a receiver that is
+        behind)."""
         tasks = self._tasks
         if tasks is None:
             return False
@@ -266,14 +267,17 @@ class Notifier:
             if item.id in self._in_flight:
                 continue
             fresh = True
+            if room <= 0:
+                self.settler.defer([item.id], now)
+                continue
             key = (item.tenant, item.subscription_id)
             backlog = self._backlogs.get(key)
             if backlog is None:
                 backlog = self._backlogs[key] = Backlog()
-            if room <= 0:
-                self.settler.defer([item.id], now)
-            elif len(backlog.items) >= self.settings.max_backlog:
-                self.settler.defer([item.id], now + 1.0)
+            if len(backlog.items) >= self.settings.max_backlog:
+                # Its senders are stuck (a receiver that hangs holds each for a timeout):
+                # look again when they may be free, not sooner.
+                self.settler.defer([item.id], now + max(1.0, self.deliverer.timeout))
             else:
                 room -= 1
                 self._in_flight.add(item.id)
