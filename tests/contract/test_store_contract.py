@@ -15,10 +15,12 @@ from sinergia.ngsild.model import LOCATION, Entity
 from sinergia.ngsild.qlang import TypeAnd, TypeOr, parse_q, parse_scope_q, resolve_q
 from sinergia.ngsild.query import EntityQuery
 from sinergia.storage.base import (
+    DeliveryNote,
     DeliveryStatus,
     Edit,
     EditResult,
     HistoryQuery,
+    OutboxItem,
     OutboxMessage,
     Series,
     Store,
@@ -328,16 +330,82 @@ async def test_expired_lease_makes_a_message_due_again(store: Store) -> None:
 
 async def test_delivery_status_counts(store: Store) -> None:
     assert await store.delivery_status("t", "s") == DeliveryStatus()
-    await store.note_delivery("t", "s", True, "2026-01-01T00:00:00.000Z")
-    await store.note_delivery("t", "s", False, "2026-01-01T00:00:01.000Z")
+    await store.settle_outbox([], notes=[
+        DeliveryNote("t", "s", 2, 1, "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:01.000Z"),
+        DeliveryNote("t", "s2", 1, 0, "2026-01-01T00:00:05.000Z")])
     status = await store.delivery_status("t", "s")
     assert (status.times_sent, status.times_failed) == (2, 1)
     assert status.last_success == "2026-01-01T00:00:00.000Z"
     assert status.last_failure == status.last_notification == "2026-01-01T00:00:01.000Z"
     assert not status.ok
-    await store.note_delivery("t", "s", True, "2026-01-01T00:00:02.000Z")
-    assert (await store.delivery_status("t", "s")).ok
+    await store.settle_outbox([], notes=[
+        DeliveryNote("t", "s", 1, 0, "2026-01-01T00:00:02.000Z")])
+    status = await store.delivery_status("t", "s")
+    assert status.ok and (status.times_sent, status.times_failed) == (3, 1)
+    assert status.last_notification == status.last_success == "2026-01-01T00:00:02.000Z"
+    # a note that lands late (another process's) never moves a time back
+    await store.settle_outbox([], notes=[DeliveryNote("t", "s", 1, 1, None,
+                                                      "2025-12-31T00:00:00.000Z")])
+    status = await store.delivery_status("t", "s")
+    assert (status.times_sent, status.times_failed) == (4, 2)
+    assert status.last_failure == "2026-01-01T00:00:01.000Z"
+    assert status.last_notification == "2026-01-01T00:00:02.000Z"
+    assert (await store.delivery_status("t", "s2")).times_sent == 1
     assert await store.delivery_status("other", "s") == DeliveryStatus()
+
+
+async def test_settling_writes_outcomes_and_status_together(store: Store) -> None:
+    await store.enqueue("t", [OutboxMessage("s", {"n": 1}), OutboxMessage("s", {"n": 2})])
+    one, two = await store.claim_outbox(10, lease_seconds=60)
+    await store.settle_outbox([one.id], retry=[(two.id, 0.0)],
+                              notes=[DeliveryNote("t", "s", 2, 1, "2026-01-01T00:00:00.000Z",
+                                                  "2026-01-01T00:00:00.000Z")])
+    (again,) = await store.claim_outbox(10, lease_seconds=60)
+    assert (again.id, again.attempts) == (two.id, 1)
+    assert (await store.delivery_status("t", "s")).times_failed == 1
+
+
+async def test_handed_over_messages_are_leased_to_the_consumer(store: Store) -> None:
+    taken: list[list[OutboxItem]] = []
+    store.set_change_listener(
+        lambda tenant, results: [OutboxMessage("s", {"entity": r.entity_id, "n": [1.5, None]})
+                                 for r in results])
+    store.set_outbox_consumer(taken.append, lease_seconds=60)
+    await store.apply("t1", [create(entity(1)), create(entity(2))])
+    await store.enqueue("t1", [OutboxMessage("p", {"periodic": True})])
+    handed = [item for batch in taken for item in batch]
+    assert [(i.tenant, i.subscription_id, i.attempts) for i in handed] == \
+        [("t1", "s", 0), ("t1", "s", 0), ("t1", "p", 0)]
+    assert len({i.id for i in handed}) == 3
+    # held under the consumer's lease: nobody else claims them
+    assert await store.claim_outbox(10, lease_seconds=60) == []
+    assert await store.outbox_size() == 3
+
+
+async def test_handed_over_messages_match_the_outbox(store: Store) -> None:
+    """What the consumer is handed is what a claimer finds once the lease is over: same ids,
+    same payloads, so the fast path and the claim path deliver the same notifications."""
+    taken: list[list[OutboxItem]] = []
+    store.set_change_listener(lambda tenant, results: [
+        OutboxMessage(f"s{n}", {"entity": r.entity_id, "n": n, "x": {"a": [1, "é", 2.5]}})
+        for r in results for n in range(3)])
+    store.set_outbox_consumer(taken.append, lease_seconds=-1)  # a consumer that died at once
+    await store.apply("t", [create(entity(1))])
+    await store.apply("t", [create(entity(2)), create(entity(3))])
+    store.set_outbox_consumer(None)
+    handed = sorted((item for batch in taken for item in batch), key=lambda i: i.id)
+    claimed = sorted(await store.claim_outbox(100, lease_seconds=60), key=lambda i: i.id)
+    assert len(handed) == 9
+    assert handed == claimed
+
+
+async def test_without_a_consumer_messages_are_due_at_once(store: Store) -> None:
+    taken: list[list[OutboxItem]] = []
+    store.set_outbox_consumer(taken.append, lease_seconds=60)
+    store.set_outbox_consumer(None)
+    await store.enqueue("", [OutboxMessage("s", {})])
+    assert taken == []
+    assert len(await store.claim_outbox(10, lease_seconds=60)) == 1
 
 
 # -- history -------------------------------------------------------------------------------------

@@ -9,8 +9,10 @@ Isolation between receivers is the point of the design:
   timeout gives up with a retryable outcome instead of queueing without end;
 * every attempt is bounded by the timeout, whatever the receiver does (slow connect, slow
   response, trickled bytes), so no call takes more than twice the timeout in all;
-* HTTP uses one shared ``httpx.AsyncClient`` (connection reuse) without a global connection
-  cap — the per-origin slots are the cap — so many slow receivers cannot starve the pool;
+* HTTP uses one shared ``aiohttp.ClientSession`` (keep-alive connections) without a global
+  connection cap — the per-origin slots are the cap — so many slow receivers cannot starve
+  the pool. aiohttp rather than httpx: a notifier makes thousands of small POSTs a second, and
+  httpx's pool spends several times aiohttp's CPU on each of them;
 * MQTT keeps one connection per broker (and credentials), opened on first use and reopened
   when it breaks.
 """
@@ -27,9 +29,9 @@ from functools import cache
 from typing import TYPE_CHECKING, Final
 from urllib.parse import unquote, urlsplit
 
+import aiohttp
 import aiomqtt
 import anyio
-import httpx
 
 if TYPE_CHECKING:
     from sinergia.settings import Settings
@@ -130,7 +132,7 @@ class Deliverer:
         self.timeout = timeout
         self.per_endpoint = per_endpoint
         self._slots: dict[str, _Slots] = {}
-        self._http: httpx.AsyncClient | None = None
+        self._http: aiohttp.ClientSession | None = None
         self._mqtt: dict[_Broker, aiomqtt.Client] = {}
         self._mqtt_locks: dict[_Broker, asyncio.Lock] = {}
 
@@ -148,7 +150,7 @@ class Deliverer:
     async def aclose(self) -> None:
         """Close the HTTP client and every MQTT connection."""
         if self._http is not None:
-            await self._http.aclose()
+            await self._http.close()
             self._http = None
         clients = list(self._mqtt.values())
         self._mqtt.clear()
@@ -212,27 +214,30 @@ class Deliverer:
 
     # -- HTTP -----------------------------------------------------------------------------------
 
-    def _client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            self._http = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.timeout),
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
-                follow_redirects=False,
+    def _client(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                # Notifications are sent as they are: no cookies kept between receivers.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._http
 
     async def _post(self, uri: str, headers: Mapping[str, str], body: bytes) -> DeliveryOutcome:
         try:
-            response = await self._client().post(uri, content=body, headers=dict(headers))
-        except httpx.TimeoutException:
+            async with self._client().post(uri, data=body, headers=headers,
+                                           allow_redirects=False) as response:
+                status = response.status
+                await response.read()  # the whole answer, so the connection can be reused
+        except TimeoutError:
             return DeliveryOutcome(False, retryable=True,
                                    error=f"no answer within {self.timeout:g} s")
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        except aiohttp.InvalidURL as exc:
             return DeliveryOutcome(False, error=f"invalid endpoint: {exc}")
-        except (httpx.HTTPError, OSError) as exc:
+        except (aiohttp.ClientError, OSError) as exc:
             return DeliveryOutcome(False, retryable=True,
                                    error=f"{type(exc).__name__}: {exc}".rstrip(": "))
-        status = response.status_code
         if 200 <= status < 300:
             return DeliveryOutcome(True, status=status)
         return DeliveryOutcome(False, status=status, error=f"HTTP {status}",

@@ -3,12 +3,17 @@ messages, and the notifier that delivers those messages.
 
 The path of a notification: an entity write commits in the store together with the outbox
 messages that :meth:`SubscriptionService.on_changes` returned for it (matching is in memory,
-indexed by type and watched attribute). The :class:`Notifier` claims due messages with a lease,
-renders each with its subscription's @context and hands it to the deliverer, which bounds
-concurrency per endpoint so one slow receiver never holds up the others. Success or a final
-failure settles the message; a retryable failure reschedules it with exponential backoff. A
-crash between commit and delivery leaves the message in the outbox, its lease runs out and it is
-delivered after restart: at-least-once.
+indexed by type and watched attribute). The messages are written already leased to this
+process's :class:`Notifier` and handed to it right after the commit, so the first attempt
+waits for no claim; messages that are due again (retries, deferrals, another process's
+expired leases) it claims from the outbox. Each subscription's messages queue in its own
+backlog, sent by a few senders of its own: each takes as many queued messages as fit in one
+notification, renders them with the subscription's @context and hands them to the
+deliverer, which bounds concurrency per endpoint, so one slow receiver never holds up the
+others, and the slower a receiver, the fuller its requests. Success or a final failure settles the
+message; a retryable failure reschedules it with exponential backoff; these writes are
+batched (:mod:`sinergia.broker.settling`). A crash between commit and delivery leaves the
+message in the outbox, its lease runs out and it is delivered after restart: at-least-once.
 
 Several processes may share one database. Each keeps its own copy of the subscriptions (the
 index); the store counts every change of them (a *generation*), checks in each write
@@ -21,9 +26,11 @@ leases, so each message is delivered by one of them.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +40,7 @@ import anyio
 from sinergia.broker.contexts import current_tenant
 from sinergia.broker.delivery import Deliverer, RetryPolicy
 from sinergia.broker.matching import SubscriptionIndex
+from sinergia.broker.settling import Settler
 from sinergia.ngsild.context import Context, ContextResolver
 from sinergia.ngsild.errors import AlreadyExists, NgsiLdError, ResourceNotFound
 from sinergia.ngsild.model import Entity, now_iso
@@ -173,16 +181,26 @@ class SubscriptionService:
         self._known.pop((tenant, sub_id), None)
 
 
+@dataclass(slots=True)
+class Backlog:
+    """One subscription's messages waiting for a sender, and how many senders it has."""
+
+    items: deque[OutboxItem] = field(default_factory=deque)
+    senders: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class NotifierSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     claim_batch: int = 200
-    max_in_flight: int = 1000
+    max_in_flight: int = 20_000  # messages held in memory (waiting for a sender or sent)
     lease_seconds: float = 60.0
     poll_seconds: float = 0.5
     refresh_seconds: float = 2.0
     periodic_tick_seconds: float = 1.0
     busy_factor: int = 4  # notifications held per receiver slot before deferring the rest
+    max_backlog: int = 2_000  # messages waiting in memory per subscription; the rest wait
+    #                           in the outbox (a receiver that hangs must not fill memory)
     max_entities_per_notification: int = 100
     periodic_max_entities: int = 1000
 
@@ -197,33 +215,92 @@ class Notifier:
         self.store = service.store
         self.deliverer = deliverer
         self.settings = settings or NotifierSettings()
-        self._in_flight: set[int] = set()
-        self._slots = anyio.Semaphore(self.settings.max_in_flight)
+        self.settler = Settler(self.store)
+        self._in_flight: set[int] = set()  # ids of the messages this notifier holds
+        self._backlogs: dict[tuple[str, str], Backlog] = {}  # by (tenant, subscription)
+        self._tasks: anyio.abc.TaskGroup | None = None
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
+            tg.start_soon(self.settler.run)
             tg.start_soon(self._refresh_loop)
             tg.start_soon(self._periodic_loop)
-            failing = False
-            while True:
-                free = self.settings.max_in_flight - len(self._in_flight)
-                try:
-                    items = [] if free <= 0 else await self.store.claim_outbox(
-                        min(free, self.settings.claim_batch), self.settings.lease_seconds)
-                except Exception as exc:
-                    # The database is away: the messages wait in it, try again shortly.
-                    if not failing:
-                        log.warning("cannot claim notifications (%s); retrying", exc)
-                    failing, items = True, []
-                else:
-                    failing = False
-                fresh = [i for i in items if i.id not in self._in_flight]
-                if not fresh:
-                    await self.store.wait_outbox(self.settings.poll_seconds)
-                    continue
-                for group in batches(fresh, self.settings.max_entities_per_notification):
-                    self._in_flight.update(item.id for item in group)
-                    tg.start_soon(self._deliver, group)
+            self._tasks = tg
+            self.store.set_outbox_consumer(self._dispatch, self.settings.lease_seconds)
+            try:
+                await self._claim_loop()
+            finally:
+                self.store.set_outbox_consumer(None)
+                self._tasks = None
+
+    async def _claim_loop(self) -> None:
+        failing = False
+        while True:
+            free = self.settings.max_in_flight - len(self._in_flight)
+            try:
+                items = [] if free <= 0 else await self.store.claim_outbox(
+                    min(free, self.settings.claim_batch), self.settings.lease_seconds)
+            except Exception as exc:
+                # The database is away: the messages wait in it, try again shortly.
+                if not failing:
+                    log.warning("cannot claim notifications (%s); retrying", exc)
+                failing, items = True, []
+            else:
+                failing = False
+            if not self._dispatch(items):
+                await self.store.wait_outbox(self.settings.poll_seconds)
+
+    def _dispatch(self, items: list[OutboxItem]) -> bool:
+        """Queue messages this notifier now holds (claimed, or handed over by the store after
+        a commit) on their subscription's backlog and start its senders; False when none was
+        new. Past ``max_in_flight`` in all, or ``max_backlog`` for one subscription, they go
+        back to the outbox (due at once, or after a delivery timeout for a receiver that is
+        behind)."""
+        tasks = self._tasks
+        if tasks is None:
+            return False
+        now = time.time()
+        room = self.settings.max_in_flight - len(self._in_flight)
+        touched: dict[tuple[str, str], Backlog] = {}
+        fresh = False
+        for item in items:
+            if item.id in self._in_flight:
+                continue
+            fresh = True
+            if room <= 0:
+                self.settler.defer([item.id], now)
+                continue
+            key = (item.tenant, item.subscription_id)
+            backlog = self._backlogs.get(key)
+            if backlog is None:
+                backlog = self._backlogs[key] = Backlog()
+            if len(backlog.items) >= self.settings.max_backlog:
+                # Its senders are stuck (a receiver that hangs holds each for a timeout):
+                # look again when they may be free, not sooner.
+                self.settler.defer([item.id], now + max(1.0, self.deliverer.timeout))
+            else:
+                room -= 1
+                self._in_flight.add(item.id)
+                backlog.items.append(item)
+                touched[key] = backlog
+        for key, backlog in touched.items():
+            while backlog.senders < self.deliverer.per_endpoint and \
+                    backlog.senders < len(backlog.items):
+                backlog.senders += 1
+                tasks.start_soon(self._send, key, backlog)
+        return fresh
+
+    async def _send(self, key: tuple[str, str], backlog: Backlog) -> None:
+        """Deliver a subscription's backlog, as few notifications as it fits in: while a
+        receiver is slow its messages gather, and the next request carries them all."""
+        try:
+            while backlog.items:
+                await self._deliver(take_batch(backlog.items,
+                                               self.settings.max_entities_per_notification))
+        finally:
+            backlog.senders -= 1
+            if not backlog.senders and not backlog.items and self._backlogs.get(key) is backlog:
+                del self._backlogs[key]
 
     async def _refresh_loop(self) -> None:
         """Catch up as soon as the store reports a change of the subscriptions, and every
@@ -279,11 +356,7 @@ class Notifier:
             await self._deliver_group(group)
         except Exception:
             log.exception("notifications %s failed unexpectedly", ids)
-            due = time.time() + self.settings.retry.backoff_base
-            try:
-                await self.store.settle_outbox((), [(i, due) for i in ids])
-            except Exception:  # e.g. the database is away: the lease makes them due again
-                log.exception("could not reschedule notifications %s", ids)
+            self.settler.retry(ids, time.time() + self.settings.retry.backoff_base)
         finally:
             self._in_flight.difference_update(ids)
 
@@ -299,15 +372,14 @@ class Notifier:
             await self.service.catch_up()
             sub = self.service.index.get(first.tenant, first.subscription_id)
         if sub is None or not sub.is_live(now):
-            await self.store.settle_outbox(ids)  # deleted, paused or expired since
+            self.settler.done(ids)  # deleted, paused or expired since
             return
         endpoint = sub.notification.endpoint
         if self.deliverer.busy(endpoint.uri) >= self.settings.busy_factor * \
                 self.deliverer.per_endpoint:
             # The receiver is not keeping up (or hangs): leave its backlog in the outbox
             # rather than in memory, so it cannot take the in-flight capacity of the others.
-            due = time.time() + 1.0
-            await self.store.settle_outbox((), defer=[(i, due) for i in ids])
+            self.settler.defer(ids, time.time() + 1.0)
             return
         # The subscription's @context may be hosted by its tenant, and hosted contexts are
         # looked up in the tenant of the current call.
@@ -326,17 +398,16 @@ class Notifier:
             tenant=first.tenant, trigger=first.payload.get("trigger"))
         outcome = await self.deliverer.deliver(endpoint.uri, headers, body,
                                                notifier_info=dict(endpoint.notifier_info))
-        await self.store.note_delivery(first.tenant, first.subscription_id, outcome.ok, now)
+        self.settler.note(first.tenant, first.subscription_id, outcome.ok, now)
         attempts = max(item.attempts for item in group) + 1
         delay = self.settings.retry.next_delay(attempts, outcome)
         if delay is None:
             if not outcome.ok:
                 log.warning("giving up on notifications %s to %s after %d attempts: %s",
                             ids, endpoint.uri, attempts, outcome.error)
-            await self.store.settle_outbox(ids)
+            self.settler.done(ids)
         else:
-            due = time.time() + delay
-            await self.store.settle_outbox((), [(i, due) for i in ids])
+            self.settler.retry(ids, time.time() + delay)
 
 
 def batches(items: Sequence[OutboxItem], max_entities: int) -> list[list[OutboxItem]]:
@@ -356,3 +427,16 @@ def batches(items: Sequence[OutboxItem], max_entities: int) -> list[list[OutboxI
         chunk.append(item)
         seen.update(ids)
     return [chunk for chunks in groups.values() for chunk, _ in chunks]
+
+
+def take_batch(backlog: deque[OutboxItem], max_entities: int) -> list[OutboxItem]:
+    """Remove from ``backlog`` the messages of its next notification: the group of its head
+    that :func:`batches` would make."""
+    window = list(itertools.islice(backlog, max_entities))
+    group = batches(window, max_entities)[0]
+    for _ in window:
+        backlog.popleft()
+    if len(group) < len(window):  # a deletion or a repeated entity: the rest waits, in order
+        taken = {item.id for item in group}
+        backlog.extendleft(reversed([item for item in window if item.id not in taken]))
+    return group

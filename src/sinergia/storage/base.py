@@ -94,6 +94,26 @@ class OutboxItem:
     attempts: int
 
 
+OutboxConsumer = Callable[[list[OutboxItem]], object]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryNote:
+    """Attempts to add to one subscription's :class:`DeliveryStatus`: how many were made and
+    how many failed, and the time of the latest success and failure among them."""
+
+    tenant: str
+    subscription_id: str
+    sent: int
+    failed: int
+    last_success: str | None = None
+    last_failure: str | None = None
+
+    @property
+    def last_notification(self) -> str | None:
+        return max(self.last_success or "", self.last_failure or "") or None
+
+
 class ChangeListener(Protocol):
     def __call__(self, tenant: str,
                  results: Sequence[EditResult]) -> Sequence[OutboxMessage]: ...
@@ -246,6 +266,14 @@ class Store(Protocol):
         the store calls ``view.refresh()`` and runs the edits again. So a change that is
         acknowledged after a subscription was (in any process) is matched against it."""
 
+    def set_outbox_consumer(self, consumer: OutboxConsumer | None,
+                            lease_seconds: float = 0.0) -> None:
+        """With a consumer, the messages this process commits are written already claimed
+        (leased for ``lease_seconds``, like :meth:`claim_outbox` would) and handed to it
+        right after the commit, on the event loop: the notifier of the committing process
+        skips a claim transaction, and a crash before delivery still leaves them in the
+        outbox to be claimed when the lease ends. Without one they are due at once."""
+
     async def enqueue(self, tenant: str, messages: Sequence[OutboxMessage]) -> None:
         """Write messages to the outbox outside an entity change (periodic notifications)."""
 
@@ -255,10 +283,12 @@ class Store(Protocol):
 
     async def settle_outbox(self, done: Sequence[int],
                             retry: Sequence[tuple[int, float]] = (),
-                            defer: Sequence[tuple[int, float]] = ()) -> None:
-        """Remove delivered (or abandoned) messages; reschedule ``(id, not_before)`` ones:
-        ``retry`` after a failed attempt (counted), ``defer`` without an attempt (the
-        receiver was busy)."""
+                            defer: Sequence[tuple[int, float]] = (),
+                            notes: Sequence[DeliveryNote] = ()) -> None:
+        """In one transaction: remove delivered (or abandoned) messages; reschedule
+        ``(id, not_before)`` ones: ``retry`` after a failed attempt (counted), ``defer``
+        without an attempt (the receiver was busy); add ``notes`` to the subscriptions'
+        delivery status (at most one note per subscription)."""
 
     async def outbox_size(self) -> int:
         ...
@@ -267,9 +297,6 @@ class Store(Protocol):
         """Return True soon after new outbox messages were committed (by this process; on
         PostgreSQL by any process sharing the database), False after ``timeout``. A commit
         while nobody waits is kept for the next wait; a spurious True is allowed."""
-
-    async def note_delivery(self, tenant: str, subscription_id: str, ok: bool, at: str) -> None:
-        """Count one delivery attempt's outcome in the subscription's status."""
 
     async def delivery_status(self, tenant: str, subscription_id: str) -> DeliveryStatus:
         ...

@@ -50,11 +50,13 @@ from sinergia.storage import postgres_history as pg_history
 from sinergia.storage.base import (
     AttributeInfo,
     ChangeListener,
+    DeliveryNote,
     DeliveryStatus,
     Edit,
     EditResult,
     HistoryQuery,
     HistoryResult,
+    OutboxConsumer,
     OutboxItem,
     OutboxMessage,
     Record,
@@ -66,7 +68,7 @@ from sinergia.storage.postgres_notify import ChangeSignals
 from sinergia.storage.postgres_queries import plan, run_query
 from sinergia.storage.postgres_schema import migrate
 from sinergia.storage.postgres_writes import Changes, changes_of, serialise, write_state
-from sinergia.storage.wakeups import Wakeups
+from sinergia.storage.wakeups import OutboxHandoff, Wakeups
 
 if TYPE_CHECKING:
     from sinergia.ngsild.history import HistoryInstance
@@ -117,6 +119,7 @@ class PostgresStore:
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._wakeups = Wakeups()
         self._signals = ChangeSignals(url, self._connect_kwargs, self._wakeups)
+        self._handoff = OutboxHandoff(self._signals.outbox_changed)
         self._partitions = pg_history.Partitions()
         self._tenants: set[str] = set()  # known to exist: no INSERT needed
         self._lookups = IdLookups(self._documents)
@@ -262,7 +265,7 @@ class PostgresStore:
         # refresh, begun after this call was, the view knows every change made before it.
         check = None if view is None else (view.kind, view.generation)
 
-        async def work(conn: Conn) -> tuple[list[EditResult], int] | None:
+        async def work(conn: Conn) -> tuple[list[EditResult], list[OutboxItem]] | None:
             edited = await self._apply_edits(conn, tenant, edits, check)
             if edited is None:
                 return None  # the view is out of date: nothing written, refresh and rerun
@@ -282,8 +285,9 @@ class PostgresStore:
                                        "ON CONFLICT DO NOTHING", (tenant,))
                 await write_state(conn, tenant, changes)
                 await pg_history.write_rows(conn, tenant, rows, self._partitions)
-                queued = await _enqueue(conn, tenant, messages, time.time())
-            return results, queued
+                queued = await _enqueue(conn, tenant, messages,
+                                        self._handoff.due(time.time()))
+            return results, await queued()
 
         while (outcome := await self._write(work)) is None:
             assert view is not None
@@ -292,8 +296,7 @@ class PostgresStore:
         results, queued = outcome
         if any(r.error is None for r in results):
             self._tenants.add(tenant)
-        if queued:
-            self._signals.outbox_changed()
+        self._handoff.committed(queued)
         return results
 
     async def _apply_edits(self, conn: Conn, tenant: str, edits: list[Edit],
@@ -350,12 +353,16 @@ class PostgresStore:
         rings at once, the others through LISTEN), False after ``timeout``."""
         return await self._wakeups.outbox.wait(timeout)
 
-    async def enqueue(self, tenant: str, messages: Sequence[OutboxMessage]) -> None:
-        async def work(conn: Conn) -> int:
-            return await _enqueue(conn, tenant, messages, time.time())
+    def set_outbox_consumer(self, consumer: OutboxConsumer | None,
+                            lease_seconds: float = 0.0) -> None:
+        self._handoff.set(consumer, lease_seconds)
 
-        if await self._write(work):
-            self._signals.outbox_changed()
+    async def enqueue(self, tenant: str, messages: Sequence[OutboxMessage]) -> None:
+        async def work(conn: Conn) -> list[OutboxItem]:
+            queued = await _enqueue(conn, tenant, messages, self._handoff.due(time.time()))
+            return await queued()
+
+        self._handoff.committed(await self._write(work))
 
     async def claim_outbox(self, limit: int, lease_seconds: float) -> list[OutboxItem]:
         async def work(conn: Conn) -> list[OutboxItem]:
@@ -373,7 +380,8 @@ class PostgresStore:
 
     async def settle_outbox(self, done: Sequence[int],
                             retry: Sequence[tuple[int, float]] = (),
-                            defer: Sequence[tuple[int, float]] = ()) -> None:
+                            defer: Sequence[tuple[int, float]] = (),
+                            notes: Sequence[DeliveryNote] = ()) -> None:
         async def work(conn: Conn) -> None:
             if done:
                 await conn.execute("DELETE FROM outbox WHERE id = ANY(%b::bigint[])",
@@ -384,27 +392,29 @@ class PostgresStore:
                         "UPDATE outbox o SET due = v.due, attempts = o.attempts + %s FROM "
                         "unnest(%b::bigint[], %b::float8[]) AS v(id, due) WHERE o.id = v.id",
                         (counted, [i for i, _ in later], [due for _, due in later]))
+            if notes:
+                # greatest() skips NULLs; times compare as strings (ISO 8601, all UTC).
+                await conn.execute(
+                    "INSERT INTO delivery_status AS d (tenant, subscription_id, times_sent, "
+                    "times_failed, last_notification, last_success, last_failure) "
+                    "SELECT * FROM unnest(%b::text[], %b::text[], %b::int[], %b::int[], "
+                    "%b::text[], %b::text[], %b::text[]) "
+                    "ON CONFLICT (tenant, subscription_id) DO UPDATE SET "
+                    "times_sent = d.times_sent + excluded.times_sent, "
+                    "times_failed = d.times_failed + excluded.times_failed, "
+                    "last_notification = greatest(d.last_notification, "
+                    "excluded.last_notification), "
+                    "last_success = greatest(d.last_success, excluded.last_success), "
+                    "last_failure = greatest(d.last_failure, excluded.last_failure)",
+                    ([n.tenant for n in notes], [n.subscription_id for n in notes],
+                     [n.sent for n in notes], [n.failed for n in notes],
+                     [n.last_notification for n in notes], [n.last_success for n in notes],
+                     [n.last_failure for n in notes]))
 
         await self._write(work)
 
     async def outbox_size(self) -> int:
         return int(await self._scalar("SELECT count(*) FROM outbox", ()))
-
-    async def note_delivery(self, tenant: str, subscription_id: str, ok: bool, at: str) -> None:
-        async def work(conn: Conn) -> None:
-            await conn.execute(
-                "INSERT INTO delivery_status AS d (tenant, subscription_id, times_sent, "
-                "times_failed, last_notification, last_success, last_failure) "
-                "VALUES (%s, %s, 1, %s, %s, %s, %s) ON CONFLICT (tenant, subscription_id) "
-                "DO UPDATE SET times_sent = d.times_sent + 1, "
-                "times_failed = d.times_failed + excluded.times_failed, "
-                "last_notification = excluded.last_notification, "
-                "last_success = coalesce(excluded.last_success, d.last_success), "
-                "last_failure = coalesce(excluded.last_failure, d.last_failure)",
-                (tenant, subscription_id, 0 if ok else 1, at, at if ok else None,
-                 None if ok else at))
-
-        await self._write(work)
 
     async def delivery_status(self, tenant: str, subscription_id: str) -> DeliveryStatus:
         async def work(conn: Conn) -> DeliveryStatus:
@@ -645,11 +655,27 @@ async def _record_changed(conn: Conn, kind: str, changed: bool) -> bool:
 
 
 async def _enqueue(conn: Conn, tenant: str, messages: Sequence[OutboxMessage],
-                   due: float) -> int:
-    if messages:
-        await conn.execute(
-            "INSERT INTO outbox (tenant, subscription_id, payload, due) SELECT %s, v.s, "
-            "v.p, %s FROM unnest(%b::text[], %b::text[]) AS v(s, p)",
-            (tenant, due, [m.subscription_id for m in messages],
-             [orjson.dumps(m.payload).decode() for m in messages]))
-    return len(messages)
+                   due: float) -> Callable[[], Awaitable[list[OutboxItem]]]:
+    """Send the insert (maybe inside a pipeline); the returned function reads the messages
+    back with their ids once the results are in."""
+    if not messages:
+        async def none() -> list[OutboxItem]:
+            return []
+
+        return none
+    # The ids are drawn in a CTE that is evaluated once (nextval is volatile) and read twice:
+    # by the insert and, in message order, by the final select.
+    cur = await conn.execute(
+        "WITH v AS (SELECT nextval('outbox_id') AS id, s, p, n FROM unnest(%b::text[], "
+        "%b::text[]) WITH ORDINALITY AS u(s, p, n)), "
+        "ins AS (INSERT INTO outbox (tenant, id, subscription_id, payload, due) "
+        "SELECT %s, id, s, p, %s FROM v) SELECT id FROM v ORDER BY n",
+        ([m.subscription_id for m in messages],
+         [orjson.dumps(m.payload).decode() for m in messages], tenant, due))
+
+    async def read() -> list[OutboxItem]:
+        ids = [row[0] for row in await cur.fetchall()]
+        return [OutboxItem(i, tenant, m.subscription_id, m.payload, 0)
+                for i, m in zip(ids, messages, strict=True)]
+
+    return read

@@ -29,11 +29,13 @@ from sinergia.storage import sqlite_filters, sqlite_history, sqlite_values
 from sinergia.storage.base import (
     AttributeInfo,
     ChangeListener,
+    DeliveryNote,
     DeliveryStatus,
     Edit,
     EditResult,
     HistoryQuery,
     HistoryResult,
+    OutboxConsumer,
     OutboxItem,
     OutboxMessage,
     Record,
@@ -44,13 +46,13 @@ from sinergia.storage.sqlite_coalesce import Coalescer
 from sinergia.storage.sqlite_queries import count_sql, select_sql
 from sinergia.storage.sqlite_schema import migrate
 from sinergia.storage.sqlite_writer import Writer
-from sinergia.storage.wakeups import Wakeups
+from sinergia.storage.wakeups import OutboxHandoff, Wakeups
 
 log = logging.getLogger(__name__)
 
 # One call of SQLiteStore.apply: tenant, edits, the listener view's (kind, generation) to check.
 _ApplyCall = tuple[str, list[Edit], tuple[str, int | None] | None]
-_ApplyOutcome = tuple[list[EditResult], int] | BaseException | None
+_ApplyOutcome = tuple[list[EditResult], list[OutboxItem]] | BaseException | None
 
 
 def path_from_url(url: str) -> str:
@@ -73,6 +75,7 @@ class SQLiteStore:
         # Rung after this process's own commits; other processes sharing the file are seen
         # when the waiters' timeouts make them look anyway.
         self._wakeups = Wakeups()
+        self._handoff = OutboxHandoff(self._wakeups.outbox.ring)
         path = path_from_url(url)
         if path == ":memory:":
             # A private shared-cache memory database, so the writer and readers see one DB.
@@ -166,15 +169,14 @@ class SQLiteStore:
         if isinstance(outcome, BaseException):
             raise outcome
         results, queued = outcome
-        if queued:
-            self._wakeups.outbox.ring()
+        self._handoff.committed(queued)
         return results
 
     def _apply_calls(self, conn: sqlite3.Connection,
                      calls: list[_ApplyCall]) -> list[_ApplyOutcome]:
         """The writer's side of :meth:`apply` for the calls of one batch, in order: None for a
         call whose listener view is out of date (nothing written: refresh and rerun), else
-        its results and how many notifications it queued, or the error that stopped it.
+        its results and the notifications it queued, or the error that stopped it.
         Consecutive calls of one tenant are applied together."""
         outcomes: list[_ApplyOutcome] = [None] * len(calls)
         generations: dict[str, int | None] = {}
@@ -219,7 +221,7 @@ class SQLiteStore:
         edits = [edit for index in indexes for edit in calls[index][1]]
         results = _apply_edits(conn, tenant, edits, self._attr_ids)
         ok = [r for r in results if r.error is None and r.after is not r.before]
-        queued = 0
+        queued: list[OutboxItem] = []
         if ok:
             if self._history:
                 sqlite_history.record_changes(
@@ -227,11 +229,12 @@ class SQLiteStore:
                                    if e.history and r.error is None], now_iso())
             listener = self._listener
             messages = listener(tenant, ok) if listener is not None else ()
-            queued = _enqueue(conn, tenant, messages, time.time())
+            queued = _enqueue(conn, tenant, messages, self._handoff.due(time.time()))
         start = 0
         for index in indexes:
             end = start + len(calls[index][1])
-            outcomes[index] = (results[start:end], queued)
+            # The run's notifications are handed over once, by its first call.
+            outcomes[index] = (results[start:end], queued if index == indexes[0] else [])
             start = end
 
     # -- outbox ----------------------------------------------------------------------------
@@ -241,12 +244,15 @@ class SQLiteStore:
         (other processes sharing the file are seen by the waiter's next look)."""
         return await self._wakeups.outbox.wait(timeout)
 
-    async def enqueue(self, tenant: str, messages: Sequence[OutboxMessage]) -> None:
-        def job(conn: sqlite3.Connection) -> int:
-            return _enqueue(conn, tenant, messages, time.time())
+    def set_outbox_consumer(self, consumer: OutboxConsumer | None,
+                            lease_seconds: float = 0.0) -> None:
+        self._handoff.set(consumer, lease_seconds)
 
-        if await self._writer.submit(job):
-            self._wakeups.outbox.ring()
+    async def enqueue(self, tenant: str, messages: Sequence[OutboxMessage]) -> None:
+        def job(conn: sqlite3.Connection) -> list[OutboxItem]:
+            return _enqueue(conn, tenant, messages, self._handoff.due(time.time()))
+
+        self._handoff.committed(await self._writer.submit(job))
 
     async def claim_outbox(self, limit: int, lease_seconds: float) -> list[OutboxItem]:
         def job(conn: sqlite3.Connection) -> list[OutboxItem]:
@@ -263,34 +269,37 @@ class SQLiteStore:
 
     async def settle_outbox(self, done: Sequence[int],
                             retry: Sequence[tuple[int, float]] = (),
-                            defer: Sequence[tuple[int, float]] = ()) -> None:
+                            defer: Sequence[tuple[int, float]] = (),
+                            notes: Sequence[DeliveryNote] = ()) -> None:
         def job(conn: sqlite3.Connection) -> None:
             conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in done])
             conn.executemany("UPDATE outbox SET due = ?, attempts = attempts + 1 WHERE id = ?",
                              [(due, i) for i, due in retry])
             conn.executemany("UPDATE outbox SET due = ? WHERE id = ?",
                              [(due, i) for i, due in defer])
+            # Times compare as strings (ISO 8601, all UTC, same precision): the latest wins
+            # even when notes of other processes land out of order; max() of SQLite is
+            # NULL when either side is, hence the coalesce to '' and back.
+            conn.executemany(
+                "INSERT INTO delivery_status (tenant, subscription_id, times_sent, times_failed,"
+                " last_notification, last_success, last_failure) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (tenant, subscription_id) DO UPDATE SET "
+                "times_sent = times_sent + excluded.times_sent, "
+                "times_failed = times_failed + excluded.times_failed, "
+                "last_notification = nullif(max(coalesce(last_notification, ''), "
+                "coalesce(excluded.last_notification, '')), ''), "
+                "last_success = nullif(max(coalesce(last_success, ''), "
+                "coalesce(excluded.last_success, '')), ''), "
+                "last_failure = nullif(max(coalesce(last_failure, ''), "
+                "coalesce(excluded.last_failure, '')), '')",
+                [(n.tenant, n.subscription_id, n.sent, n.failed, n.last_notification,
+                  n.last_success, n.last_failure) for n in notes])
 
         await self._writer.submit(job)
 
     async def outbox_size(self) -> int:
         (size,) = self._reader().execute("SELECT count(*) FROM outbox").fetchone()
         return int(size)
-
-    async def note_delivery(self, tenant: str, subscription_id: str, ok: bool, at: str) -> None:
-        def job(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO delivery_status (tenant, subscription_id, times_sent, times_failed,"
-                " last_notification, last_success, last_failure) VALUES (?, ?, 1, ?, ?, ?, ?) "
-                "ON CONFLICT (tenant, subscription_id) DO UPDATE SET "
-                "times_sent = times_sent + 1, times_failed = times_failed + excluded.times_failed,"
-                " last_notification = excluded.last_notification, "
-                "last_success = coalesce(excluded.last_success, last_success), "
-                "last_failure = coalesce(excluded.last_failure, last_failure)",
-                (tenant, subscription_id, 0 if ok else 1, at, at if ok else None,
-                 None if ok else at))
-
-        await self._writer.submit(job)
 
     async def delivery_status(self, tenant: str, subscription_id: str) -> DeliveryStatus:
         row = self._reader().execute(
@@ -450,13 +459,18 @@ def _record_changed(conn: sqlite3.Connection, kind: str, changed: bool) -> bool:
 
 
 def _enqueue(conn: sqlite3.Connection, tenant: str, messages: Sequence[OutboxMessage],
-             due: float) -> int:
-    if messages:
-        conn.executemany(
-            "INSERT INTO outbox (tenant, subscription_id, payload, due) VALUES (?, ?, ?, ?)",
-            [(tenant, m.subscription_id, orjson.dumps(m.payload).decode(), due)
-             for m in messages])
-    return len(messages)
+             due: float) -> list[OutboxItem]:
+    if not messages:
+        return []
+    conn.executemany(
+        "INSERT INTO outbox (tenant, subscription_id, payload, due) VALUES (?, ?, ?, ?)",
+        [(tenant, m.subscription_id, orjson.dumps(m.payload).decode(), due) for m in messages])
+    # Inside the writer's transaction nobody else inserts, and a new rowid is one more than
+    # the largest: the messages got the consecutive ids that end at the last one.
+    (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
+    first = last - len(messages) + 1
+    return [OutboxItem(first + n, tenant, m.subscription_id, m.payload, 0)
+            for n, m in enumerate(messages)]
 
 
 def _apply_edits(conn: sqlite3.Connection, tenant: str, edits: list[Edit],

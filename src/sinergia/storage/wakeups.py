@@ -11,7 +11,13 @@ cheap look and is always allowed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import anyio
+
+if TYPE_CHECKING:
+    from sinergia.storage.base import OutboxConsumer, OutboxItem
 
 
 class Latch:
@@ -56,3 +62,33 @@ class Wakeups:
         self.outbox.ring()
         for latch in self._records.values():
             latch.ring()
+
+
+class OutboxHandoff:
+    """This process's notifier, if it takes its own messages straight after the commit (see
+    ``Store.set_outbox_consumer``); shared by the backends so they behave alike."""
+
+    def __init__(self, announce: Callable[[], None]) -> None:
+        self._announce = announce  # new messages for claim_outbox: wake whoever claims
+        self._consumer: OutboxConsumer | None = None
+        self._lease = 0.0
+
+    def set(self, consumer: OutboxConsumer | None, lease_seconds: float) -> None:
+        self._consumer, self._lease = consumer, lease_seconds
+
+    def due(self, now: float) -> float:
+        """When a message committed now may be claimed: after the lease if it is handed
+        over, at once if not."""
+        return now + self._lease if self._consumer is not None else now
+
+    def committed(self, items: list[OutboxItem]) -> None:
+        """Right after the commit of ``items``, on the event loop."""
+        if not items:
+            return
+        consumer = self._consumer
+        if consumer is None:
+            # Nobody takes them here (or the consumer left since they were written, and
+            # they wait for their lease): whoever claims is told.
+            self._announce()
+        else:
+            consumer(items)
