@@ -26,6 +26,7 @@ from sinergia.api import (
     temporal,
 )
 from sinergia.api import devices as devices_api
+from sinergia.api.conventions import NgsiLdConventions
 from sinergia.api.problems import http_error, ngsi_error, unexpected_error
 from sinergia.api.runtime import Runtime
 from sinergia.api.security import Authenticator, SecurityMiddleware
@@ -121,7 +122,9 @@ def create_app(settings: Settings, *, store: Store | None = None,
         routes.append(lighting.mount)
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityMiddleware, authenticator=authenticator)],
+        # conventions outermost: a bare 411 and the tenant echo apply to refusals as well
+        middleware=[Middleware(NgsiLdConventions),
+                    Middleware(SecurityMiddleware, authenticator=authenticator)],
         exception_handlers={NgsiLdError: ngsi_error, HTTPException: http_error,
                             Exception: unexpected_error},
         lifespan=lifespan,

@@ -5,6 +5,7 @@ their error and never reach the store; the rest are applied and committed togeth
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.requests import Request
@@ -12,9 +13,23 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sinergia.api.entities import BASE, pagination_headers
-from sinergia.api.http import CallContext, json_body, json_response, negotiate, plain_json
+from sinergia.api.http import (
+    CallContext,
+    batch_body,
+    json_body,
+    json_response,
+    negotiate,
+    plain_json,
+)
 from sinergia.api.http import tenant_of as tenant_header
-from sinergia.api.params import options_of, query_from_body, render_options
+from sinergia.api.params import (
+    BATCH_QUERY,
+    WRITE,
+    options_of,
+    query_from_body,
+    refuse_unknown,
+    render_options,
+)
 from sinergia.api.runtime import runtime
 from sinergia.broker.batch import parse_batch_items
 from sinergia.broker.entities import BatchOp
@@ -28,7 +43,7 @@ def _error_entry(entity_id: str, error: NgsiLdError) -> dict[str, Any]:
     return {"entityId": entity_id, "error": error.problem()}
 
 
-def _parse_items(op: BatchOp, body: Any, ctx: Context
+def _parse_items(op: BatchOp, body: Any, ctx: Sequence[Context | NgsiLdError]
                  ) -> tuple[list[Entity | str], list[dict[str, Any]]]:
     items, errors = parse_batch_items(op, body, ctx)
     return items, [_error_entry(entity_id, error) for entity_id, error in errors]
@@ -38,9 +53,10 @@ def _batch_endpoint(op: BatchOp) -> Any:
     async def endpoint(request: Request) -> Response:
         rt = runtime(request)
         tenant = tenant_header(request)
-        body, ctx = await json_body(request, rt.contexts, rt.settings.max_body_bytes)
+        refuse_unknown(request.query_params, WRITE)
+        body, contexts = await batch_body(request, rt.contexts, rt.settings.max_body_bytes)
         options = options_of(request.query_params)
-        items, errors = _parse_items(op, body, ctx)
+        items, errors = _parse_items(op, body, contexts)
         outcome = await rt.entities.batch(
             tenant, op, items, replace="update" not in options,
             no_overwrite="noOverwrite" in options)
@@ -63,6 +79,7 @@ def _batch_endpoint(op: BatchOp) -> Any:
 async def query_post(request: Request) -> Response:
     rt = runtime(request)
     tenant = tenant_header(request)
+    refuse_unknown(request.query_params, BATCH_QUERY)
     accept = negotiate(request)
     body, ctx = await json_body(request, rt.contexts, rt.settings.max_body_bytes)
     query = query_from_body(body, ctx, params=request.query_params,

@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from sinergia.api.entities import BASE
 from sinergia.api.http import CallContext, json_response, negotiate, request_context, tenant_of
+from sinergia.api.params import DISCOVERY, refuse_unknown
 from sinergia.api.runtime import runtime
 from sinergia.ngsild.errors import ResourceNotFound
 
@@ -27,6 +28,7 @@ def _details(request: Request) -> bool:
 
 
 async def list_types(request: Request) -> Response:
+    refuse_unknown(request.query_params, DISCOVERY)
     call = await _call(request)
     infos = await runtime(request).store.entity_types(call.tenant)
     c = call.ctx.compact

@@ -13,6 +13,7 @@ from sinergia.api import render_cache
 from sinergia.api.http import (
     GEO_JSON,
     CallContext,
+    geojson_response,
     json_body,
     json_response,
     negotiate,
@@ -22,11 +23,26 @@ from sinergia.api.http import (
     serialized_response,
     tenant_of,
 )
-from sinergia.api.params import entity_query, options_of, render_options
+from sinergia.api.params import (
+    QUERY_ENTITIES,
+    RETRIEVE_ENTITY,
+    WRITE,
+    entity_query,
+    options_of,
+    refuse_unknown,
+    render_options,
+)
 from sinergia.api.runtime import runtime
+from sinergia.ngsild.context import Context
 from sinergia.ngsild.entity import is_uri, parse_attribute, parse_attributes, parse_entity
-from sinergia.ngsild.errors import BadRequestData
-from sinergia.ngsild.render import render_entity, render_feature, render_feature_collection
+from sinergia.ngsild.errors import BadRequestData, ResourceNotFound
+from sinergia.ngsild.model import Entity
+from sinergia.ngsild.render import (
+    RenderOptions,
+    render_entity,
+    render_feature,
+    render_feature_collection,
+)
 from sinergia.ngsild.updates import NotUpdated
 
 BASE = "/ngsi-ld/v1"
@@ -45,9 +61,28 @@ async def _read_call(request: Request, *, geojson: bool = True) -> CallContext:
     return CallContext(tenant_of(request), await request_context(request, rt.contexts), accept)
 
 
+def _render_options(request: Request, call: CallContext) -> RenderOptions:
+    if "geometryProperty" in request.query_params and call.accept != GEO_JSON:
+        # ETSI GS CIM 009 5.7.1.4 / 5.7.2.4: it only means something for GeoJSON answers
+        raise BadRequestData("geometryProperty needs Accept: application/geo+json")
+    return render_options(request.query_params, call.ctx)
+
+
+def _check_type(entity: Entity, request: Request, ctx: Context) -> None:
+    """The optional ``type`` selector of single-entity operations (ETSI GS CIM 009 4.17,
+    5.6.4.4, 5.7.1.4): an entity whose type differs is, for this request, not found."""
+    raw = request.query_params.get("type")
+    if raw is None:
+        return
+    wanted = {ctx.expand(t.strip()) for t in raw.split(",") if t.strip()}
+    if wanted.isdisjoint(entity["type"]):
+        raise ResourceNotFound(f"Entity {entity['id']!r} has none of the types {raw[:200]!r}")
+
+
 async def create_entity(request: Request) -> Response:
     rt = runtime(request)
     tenant = tenant_of(request)
+    refuse_unknown(request.query_params, WRITE)
     body, ctx = await json_body(request, rt.contexts, rt.settings.max_body_bytes)
     entity = parse_entity(body, ctx)
     await rt.entities.create(tenant, entity)
@@ -57,16 +92,17 @@ async def create_entity(request: Request) -> Response:
 
 async def query_entities(request: Request) -> Response:
     rt = runtime(request)
-    call = await _read_call(request)
     params = request.query_params
+    refuse_unknown(params, QUERY_ENTITIES)
+    call = await _read_call(request)
     query = entity_query(params, call.ctx, default_limit=rt.settings.default_limit)
-    opts = render_options(params, call.ctx)
+    opts = _render_options(request, call)
     result = await rt.entities.query(call.tenant, query)
     headers = pagination_headers(request, query.limit, query.offset, result.size,
                                  result.count)
     if call.accept == GEO_JSON:
-        return plain_json(render_feature_collection(result.entities, call.ctx, opts),
-                          headers=headers, media_type=GEO_JSON)
+        return geojson_response(render_feature_collection(result.entities, call.ctx, opts),
+                                call, request, headers=headers)
     if result.documents is not None:
         payload = b"[" + b",".join(render_cache.rendered(result.documents, call, opts)) + b"]"
         return serialized_response(payload, call, headers=headers)
@@ -95,11 +131,14 @@ def pagination_headers(request: Request, limit: int, offset: int, returned: int,
 
 async def retrieve_entity(request: Request) -> Response:
     rt = runtime(request)
+    refuse_unknown(request.query_params, RETRIEVE_ENTITY)
     call = await _read_call(request)
-    entity = await rt.entities.retrieve(call.tenant, _entity_id(request))
-    opts = render_options(request.query_params, call.ctx)
+    entity_id = _entity_id(request)
+    opts = _render_options(request, call)
+    entity = await rt.entities.retrieve(call.tenant, entity_id)
+    _check_type(entity, request, call.ctx)
     if call.accept == GEO_JSON:
-        return plain_json(render_feature(entity, call.ctx, opts), media_type=GEO_JSON)
+        return geojson_response(render_feature(entity, call.ctx, opts), call, request)
     return json_response(render_entity(entity, call.ctx, opts), call)
 
 
@@ -121,8 +160,7 @@ async def merge_entity(request: Request) -> Response:
     rt = runtime(request)
     tenant = tenant_of(request)
     entity_id = _entity_id(request)
-    body, ctx = await json_body(request, rt.contexts, rt.settings.max_body_bytes,
-                                merge_patch=True)
+    body, ctx = await json_body(request, rt.contexts, rt.settings.max_body_bytes)
     if isinstance(body, dict):
         if body.get("id", entity_id) != entity_id:
             raise BadRequestData("The id in the body differs from the id in the URL")
@@ -174,10 +212,13 @@ async def patch_attr(request: Request) -> Response:
     rt = runtime(request)
     tenant = tenant_of(request)
     entity_id = _entity_id(request)
+    refuse_unknown(request.query_params, WRITE)
     body, ctx = await json_body(request, rt.contexts, rt.settings.max_body_bytes)
     name = request.path_params["attr"]
     if not isinstance(body, dict):
         raise BadRequestData("The body must be a JSON object (an attribute fragment)")
+    if "type" in request.query_params:
+        _check_type(await rt.entities.retrieve(tenant, entity_id), request, ctx)
     body = {k: v for k, v in body.items() if k != "@context"}
     instances = parse_attribute(name, body, ctx)
     if len(instances) != 1:

@@ -4,6 +4,7 @@ responses with the context as a Link header or an ``@context`` member."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from typing import Any, Final
@@ -16,6 +17,7 @@ from sinergia.ngsild.context import Context, ContextResolver
 from sinergia.ngsild.errors import (
     BadRequestData,
     InvalidRequest,
+    NgsiLdError,
     NotAcceptable,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -69,36 +71,50 @@ def link_context_url(request: Request) -> str | None:
 
 
 def negotiate(request: Request, *, geojson: bool = False) -> str:
-    """The response media type from ``Accept`` (406 when nothing we produce is acceptable)."""
+    """The response media type from ``Accept`` (406 when nothing we produce is acceptable).
+
+    ETSI GS CIM 009 6.3.4: of the representations the operation offers, in the order
+    JSON, JSON-LD, GeoJSON, the first one the header accepts wins, unless weights decide
+    otherwise. Each offer takes its weight from the most specific range naming it (RFC 9110
+    5.3.2), so ``application/json;q=0, */*`` refuses JSON even though ``*/*`` would allow it.
+    """
     header = request.headers.get("accept")
-    if not header:
+    if not header or not header.strip():
         return JSON
-    offers = [JSON, JSON_LD, GEO_JSON] if geojson else [JSON, JSON_LD]
+    offers = (JSON, JSON_LD, GEO_JSON) if geojson else (JSON, JSON_LD)
+    ranges = [_media_range(part) for part in header.split(",") if part.strip()]
     best, best_q = None, 0.0
-    for position, part in enumerate(header.split(",")):
-        fields = [f.strip() for f in part.split(";")]
-        media = fields[0].lower()
-        quality = 1.0
-        for param in fields[1:]:
-            if param.startswith("q="):
-                try:
-                    quality = float(param[2:])
-                except ValueError:
-                    quality = 0.0
-        if media in ("*/*", "application/*"):
-            candidate = JSON
-        elif media in offers:
-            candidate = media
-        else:
-            continue
-        # Earlier entries win ties, so "application/ld+json, */*" gives JSON-LD.
-        score = quality - position * 1e-6
-        if quality > 0 and score > best_q:
-            best, best_q = candidate, score
+    for offer in offers:  # list order breaks ties: only a strictly higher weight wins
+        quality = _weight_of(offer, ranges)
+        if quality > best_q:
+            best, best_q = offer, quality
     if best is None:
         raise NotAcceptable(f"Accept {header!r} names no representation this endpoint "
                             f"produces ({', '.join(offers)})")
     return best
+
+
+def _media_range(part: str) -> tuple[str, float]:
+    fields = [f.strip() for f in part.split(";")]
+    quality = 1.0
+    for param in fields[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            # a malformed weight is ignored: the range keeps the default weight
+            with contextlib.suppress(ValueError):
+                quality = min(max(float(value), 0.0), 1.0)
+    return fields[0].lower(), quality
+
+
+def _weight_of(offer: str, ranges: list[tuple[str, float]]) -> float:
+    """The weight of ``offer``: that of its most specific matching range, or 0."""
+    kind = offer.split("/", 1)[0] + "/*"
+    best_rank, weight = 0, 0.0
+    for media, quality in ranges:
+        rank = 3 if media == offer else 2 if media == kind else 1 if media == "*/*" else 0
+        if rank > best_rank or (rank == best_rank and rank > 0 and quality > weight):
+            best_rank, weight = rank, quality
+    return weight
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -146,11 +162,12 @@ def _nests_deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
-async def json_body(request: Request, resolver: ContextResolver, max_bytes: int,
-                    *, merge_patch: bool = False) -> tuple[Any, Context]:
+async def json_body(request: Request, resolver: ContextResolver, max_bytes: int
+                    ) -> tuple[Any, Context]:
     """Read and parse a JSON body and find its @context per the NGSI-LD rules."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    allowed = (JSON, JSON_LD, MERGE_PATCH) if merge_patch else (JSON, JSON_LD)
+    # ETSI GS CIM 009 6.3.4: every PATCH may also be sent as application/merge-patch+json
+    allowed = (JSON, JSON_LD, MERGE_PATCH) if request.method == "PATCH" else (JSON, JSON_LD)
     if media not in allowed:
         raise UnsupportedMediaType(
             f"Content-Type {media or '(none)'!r} is not supported; use {' or '.join(allowed)}")
@@ -171,6 +188,39 @@ async def json_body(request: Request, resolver: ContextResolver, max_bytes: int,
                                  "application/ld+json")
         source = link
     return body, await resolver.resolve(source)
+
+
+async def batch_body(request: Request, resolver: ContextResolver, max_bytes: int
+                     ) -> tuple[Any, list[Context | NgsiLdError]]:
+    """The body of a batch operation and the @context of each of its items. With
+    application/ld+json every entity carries its own @context (ETSI GS CIM 009 6.3.5), so
+    one that is missing or cannot be had fails that entity alone (5.6.7.4: it is reported
+    in the 207 errors), not the batch."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != JSON_LD:
+        body, ctx = await json_body(request, resolver, max_bytes)
+        return body, [ctx] * len(body) if isinstance(body, list) else []
+    if link_context_url(request) is not None:
+        raise BadRequestData("With Content-Type application/ld+json the @context goes in "
+                             "the body; a JSON-LD Link header is not allowed too")
+    body = parse_json(await read_body(request, max_bytes))
+    if not isinstance(body, list):
+        return body, []
+    contexts: list[Context | NgsiLdError] = []
+    for item in body:
+        if not isinstance(item, dict):  # batch delete: ids, which need no @context
+            contexts.append(await resolver.resolve(None))
+            continue
+        source = item.get("@context")
+        if source is None:
+            contexts.append(BadRequestData("Content-Type application/ld+json requires an "
+                                           "@context member in each entity"))
+            continue
+        try:
+            contexts.append(await resolver.resolve(source))
+        except NgsiLdError as error:
+            contexts.append(error)
+    return body, contexts
 
 
 def _has_context_member(body: Any) -> bool:
@@ -248,3 +298,29 @@ def plain_json(body: Any, *, status: int = 200, headers: dict[str, str] | None =
 
 def no_content(headers: dict[str, str] | None = None) -> Response:
     return Response(status_code=204, headers=headers)
+
+
+def prefers_plain_json(request: Request) -> bool:
+    """``Prefer: body=json`` (RFC 7240, ETSI GS CIM 009 6.3.6): the client wants the
+    @context in a Link header rather than in a GeoJSON body."""
+    for header in request.headers.getlist("prefer"):
+        for preference in header.split(","):
+            name, _, value = preference.strip().partition("=")
+            if name.strip().lower() == "body" and value.strip().strip('"').lower() == "json":
+                return True
+    return False
+
+
+def geojson_response(body: dict[str, Any], call: CallContext, request: Request, *,
+                     headers: dict[str, str] | None = None) -> Response:
+    """A GeoJSON answer. ETSI GS CIM 009 6.3.6: its body carries the @context, unless the
+    client sent ``Prefer: body=json``; then the Link header does."""
+    out_headers = dict(headers or {})
+    if prefers_plain_json(request):
+        page_links = out_headers.get("Link")
+        out_headers["Link"] = link_header(call.ctx) + (f", {page_links}" if page_links else "")
+        out_headers["Preference-Applied"] = "body=json"
+    else:
+        body = {**body, "@context": call.ctx.source if call.ctx.source is not None
+                else CORE_CONTEXT_URL}
+    return plain_json(body, headers=out_headers, media_type=GEO_JSON)

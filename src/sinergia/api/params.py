@@ -10,7 +10,7 @@ from typing import Any
 
 from sinergia.ngsild.context import Context
 from sinergia.ngsild.entity import is_uri
-from sinergia.ngsild.errors import BadRequestData, TooComplexQuery
+from sinergia.ngsild.errors import BadRequestData, InvalidRequest, TooComplexQuery
 from sinergia.ngsild.geo import GeoQuery, parse_geoq, parse_geoq_object
 from sinergia.ngsild.model import LOCATION
 from sinergia.ngsild.qlang import (
@@ -31,6 +31,37 @@ _OPTIONS = {"sysAttrs", "keyValues", "concise", "normalized", "simplified", "noO
 _ENTITY_MEMBERS = {"id", "type", "scope"}
 _INTEGER = re.compile(r"-?[0-9]+")
 MAX_INT64 = 2**63 - 1
+
+
+# The URI parameters each operation defines (ETSI GS CIM 009 clause 6, one table per
+# resource). Names the standard defines but we do not act on (``local``, ``join``, …) are
+# accepted and ignored, as a broker without context sources may; any other name is a
+# client error (6.3.4: InvalidRequest).
+_DISTRIBUTION = frozenset({"local", "via"})
+_RENDERING = frozenset({"attrs", "pick", "omit", "options", "format", "lang", "datasetId",
+                        "geometryProperty", "join", "joinLevel", "entityMap", "collapse",
+                        "containedBy"}) | _DISTRIBUTION
+_SELECTION = frozenset({"id", "type", "idPattern", "q", "csf", "georel", "geometry",
+                        "coordinates", "geoproperty", "scopeQ", "expandValues", "orderBy"})
+_PAGING = frozenset({"limit", "offset", "count"})
+QUERY_ENTITIES = _RENDERING | _SELECTION | _PAGING
+RETRIEVE_ENTITY = _RENDERING | frozenset({"type"})
+TEMPORAL_QUERY = QUERY_ENTITIES | frozenset({"timerel", "timeAt", "endTimeAt",
+                                             "timeproperty", "lastN", "aggrMethods",
+                                             "aggrPeriodDuration"})
+WRITE = _DISTRIBUTION | frozenset({"options", "type"})
+BATCH_QUERY = _PAGING | _DISTRIBUTION | frozenset({"options", "format", "lang", "join",
+                                                   "joinLevel", "entityMap"})
+DISCOVERY = _DISTRIBUTION | frozenset({"details", "type"})
+LIST_SUBSCRIPTIONS = _PAGING | _DISTRIBUTION
+
+
+def refuse_unknown(params: Mapping[str, str], allowed: frozenset[str]) -> None:
+    """Raise InvalidRequest when ``params`` names a parameter the operation does not define."""
+    unknown = sorted(set(params.keys()) - allowed)
+    if unknown:
+        shown = ", ".join(repr(name[:40]) for name in unknown[:5])
+        raise InvalidRequest(f"Unknown query parameter(s) for this operation: {shown}")
 
 
 def split_list(raw: str | None) -> list[str]:
@@ -67,10 +98,19 @@ def render_options(params: Mapping[str, str], ctx: Context) -> RenderOptions:
     else:
         fmt = "normalized"
     attrs = split_list(params.get("attrs"))
-    pick = split_list(params.get("pick"))
-    omit = split_list(params.get("omit"))
+    # ETSI GS CIM 009 4.21: "," and "|" both separate projection terms
+    pick = split_list(params.get("pick", "").replace("|", ","))
+    omit = split_list(params.get("omit", "").replace("|", ","))
     if pick and omit:
         raise BadRequestData("pick and omit cannot be used together")
+    if any("{" in term for term in (*pick, *omit)):
+        if not params.get("join"):
+            # 5.7.1.4 / 5.7.2.4: a Linked Entity term projects inside joined entities only
+            raise BadRequestData("A pick/omit term with {…} needs Linked Entity retrieval "
+                                 "(join)")
+        # We never inline linked entities, so a term keeps its base Relationship only.
+        pick = [term.split("{", 1)[0] for term in pick]
+        omit = [term for term in omit if "{" not in term]
     dataset = split_list(params.get("datasetId"))
     geometry_property = params.get("geometryProperty")
     return RenderOptions(

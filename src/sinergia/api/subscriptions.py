@@ -18,7 +18,7 @@ from sinergia.api.http import (
     request_context,
     tenant_of,
 )
-from sinergia.api.params import int_param
+from sinergia.api.params import LIST_SUBSCRIPTIONS, WRITE, int_param, refuse_unknown
 from sinergia.api.runtime import runtime
 from sinergia.broker.subscriptions import StoredSubscription
 from sinergia.ngsild.context import Context
@@ -46,6 +46,7 @@ def _render(stored: StoredSubscription, ctx: Context) -> dict[str, object]:
 
 async def create_subscription(request: Request) -> Response:
     rt = runtime(request)
+    refuse_unknown(request.query_params, WRITE)
     body, ctx = await json_body(request, rt.contexts, rt.settings.max_body_bytes)
     sub_id = await rt.subscriptions.create(tenant_of(request), body, ctx)
     return Response(status_code=201,
@@ -54,6 +55,7 @@ async def create_subscription(request: Request) -> Response:
 
 async def list_subscriptions(request: Request) -> Response:
     rt = runtime(request)
+    refuse_unknown(request.query_params, LIST_SUBSCRIPTIONS)
     call = CallContext(tenant_of(request), await request_context(request, rt.contexts),
                        negotiate(request))
     params = request.query_params
@@ -78,8 +80,7 @@ async def retrieve_subscription(request: Request) -> Response:
 async def update_subscription(request: Request) -> Response:
     rt = runtime(request)
     sub_id = _sub_id(request)
-    body, ctx = await json_body(request, rt.contexts, rt.settings.max_body_bytes,
-                                merge_patch=True)
+    body, ctx = await json_body(request, rt.contexts, rt.settings.max_body_bytes)
     await rt.subscriptions.update(tenant_of(request), sub_id, body, ctx)
     return no_content()
 

@@ -20,7 +20,13 @@ from sinergia.api.http import (
     request_context,
     tenant_of,
 )
-from sinergia.api.params import entity_query, query_from_body
+from sinergia.api.params import (
+    TEMPORAL_QUERY,
+    WRITE,
+    entity_query,
+    query_from_body,
+    refuse_unknown,
+)
 from sinergia.api.runtime import runtime
 from sinergia.broker.temporal import Aggregation, Selection, TemporalResult
 from sinergia.ngsild.aggregation import parse_aggr_methods, parse_period
@@ -103,6 +109,7 @@ def _render(request: Request, call: CallContext, result: TemporalResult, tf: Tim
 
 async def query_temporal(request: Request) -> Response:
     rt = runtime(request)
+    refuse_unknown(request.query_params, TEMPORAL_QUERY)
     call = await _call(request)
     params = request.query_params
     query = entity_query(params, call.ctx, default_limit=rt.settings.default_limit)
@@ -151,6 +158,7 @@ async def retrieve_temporal(request: Request) -> Response:
 
 async def create_temporal(request: Request) -> Response:
     rt = runtime(request)
+    refuse_unknown(request.query_params, WRITE)
     body, ctx = await json_body(request, rt.contexts, rt.settings.max_body_bytes)
     te = parse_temporal_entity(body, ctx)
     created = await rt.temporal.add(tenant_of(request), te)

@@ -4,6 +4,7 @@ exactly the same batches."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sinergia.broker.entities import BatchOp
@@ -13,11 +14,12 @@ from sinergia.ngsild.errors import BadRequestData, NgsiLdError
 from sinergia.ngsild.model import Entity
 
 
-def parse_batch_items(op: BatchOp, body: Any, ctx: Context
+def parse_batch_items(op: BatchOp, body: Any, ctx: Context | Sequence[Context | NgsiLdError]
                       ) -> tuple[list[Entity | str], list[tuple[str, NgsiLdError]]]:
     """The parsed items of ``body`` (a JSON array), and ``(entity id, error)`` for every item
-    that does not parse (``item <n>`` when it has no usable id). Raises BadRequestData when
-    ``body`` is not an array."""
+    that does not parse (``item <n>`` when it has no usable id). ``ctx`` is the @context of
+    every item, or one per item (an error when that item's @context could not be had).
+    Raises BadRequestData when ``body`` is not an array."""
     if not isinstance(body, list):
         raise BadRequestData("A batch body must be a JSON array")
     items: list[Entity | str] = []
@@ -30,10 +32,11 @@ def parse_batch_items(op: BatchOp, body: Any, ctx: Context
                 errors.append((str(raw)[:200], BadRequestData(
                     f"item {position}: a batch delete takes entity ids (URIs)")))
             continue
+        item_ctx = ctx if isinstance(ctx, Context) else ctx[position]
         try:
-            # Each entity of an ld+json batch may carry its own @context; the shared one
-            # was resolved for the request already, so items use it.
-            items.append(parse_entity(raw, ctx, require_type=op in ("create", "upsert")))
+            if isinstance(item_ctx, NgsiLdError):
+                raise item_ctx
+            items.append(parse_entity(raw, item_ctx, require_type=op in ("create", "upsert")))
         except NgsiLdError as exc:
             raw_id = raw.get("id") if isinstance(raw, dict) else None
             errors.append((str(raw_id) if raw_id else f"item {position}", exc))

@@ -28,7 +28,12 @@ import orjson
 from pyld import iri_resolver, jsonld
 from pyld.context_resolver import ContextResolver as _PyLdContextResolver
 
-from sinergia.ngsild.errors import InvalidLdContext, LdContextNotAvailable, NgsiLdError
+from sinergia.ngsild.errors import (
+    InvalidLdContext,
+    InvalidRemoteLdContext,
+    LdContextNotAvailable,
+    NgsiLdError,
+)
 from sinergia.ngsild.model import CORE_CONTEXT_URL
 
 __all__ = [
@@ -786,7 +791,10 @@ class ContextResolver:
             raise LdContextNotAvailable(
                 f"the @context {url} could not be fetched: {reason}"
             ) from None
-        return _parse_document(url, body, "fetched")
+        try:
+            return _parse_document(url, body, "fetched")
+        except InvalidLdContext as exc:
+            raise InvalidRemoteLdContext(exc.detail) from None
 
     async def _download(self, url: str, tls: ssl.SSLContext) -> bytes:
         too_large = InvalidLdContext(

@@ -376,6 +376,8 @@ def _parse_members_of(path: str, iri: str, kind: str, body: dict[str, Any], *, c
         elif key == "observedAt":
             instance["observedAt"] = parse_datetime(item, where)
         elif key == "unitCode":
+            if kind == JSON_PROPERTY:  # 4.5.24.2: raw JSON is unitless
+                raise _bad(where, "a JsonProperty cannot have a unitCode")
             if not isinstance(item, str) or not item:
                 raise _bad(where, f"unitCode must be a non-empty string, not {_describe(item)}")
             instance["unitCode"] = item
@@ -408,6 +410,9 @@ def _parse_value(kind: str, value: Any, ctx: Context, where: str) -> Any:
         raise _bad(where, f"the {VALUE_MEMBER[kind]} of a {kind} cannot be null")
     if value == NULL_URI:
         return value
+    if kind == JSON_PROPERTY and not isinstance(value, dict | list):
+        # ETSI GS CIM 009 4.5.24.2: a raw JSON object (or array), never a bare scalar
+        raise _bad(where, f"json must be a JSON object or array, not {_describe(value)}")
     if kind in (PROPERTY, JSON_PROPERTY):
         return value
     if kind == RELATIONSHIP:

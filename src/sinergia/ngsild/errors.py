@@ -75,6 +75,13 @@ class InvalidLdContext(NgsiLdError):
     name, status, title = "InvalidRequest", 400, "The JSON-LD @context is invalid"
 
 
+class InvalidRemoteLdContext(InvalidLdContext):
+    """A remote @context was retrieved but is not a JSON-LD context: ETSI GS CIM 009 5.5.6
+    names BadRequestData for it (unreachable ones are LdContextNotAvailable)."""
+
+    name = "BadRequestData"
+
+
 class NonexistentTenant(NgsiLdError):
     name, status, title = "NonexistentTenant", 404, "The tenant does not exist"
 
