@@ -351,6 +351,11 @@ def json_values(plain: bool) -> st.SearchStrategy[Any]:
     return values if plain else tricky | values
 
 
+def json_documents(plain: bool) -> st.SearchStrategy[Any]:
+    """What a JsonProperty holds: a JSON object or array (ETSI GS CIM 009 4.5.24)."""
+    return json_values(plain).filter(lambda v: isinstance(v, dict | list))
+
+
 LON = st.floats(-180, 180, allow_nan=False)
 LAT = st.floats(-90, 90, allow_nan=False)
 GEOMETRIES = st.tuples(LON, LAT).map(lambda c: {"type": "Point", "coordinates": list(c)}) \
@@ -364,7 +369,9 @@ def names(pool: list[str]) -> st.SearchStrategy[list[str]]:
 
 
 def values_of(kind: str, plain: bool) -> st.SearchStrategy[Any]:
-    if kind in ("Property", "JsonProperty"):
+    if kind == "JsonProperty":
+        return json_documents(plain)
+    if kind == "Property":
         return json_values(plain)
     if kind == "Relationship":
         return URIS | st.lists(URIS, min_size=1, max_size=2)
@@ -408,7 +415,7 @@ def instances(draw: st.DrawFn, *, plain: bool, depth: int, geo_only: bool = Fals
         # optional members are rarer than not, so that bare concise values show up often
         if draw(st.integers(0, 2)) == 0:
             instance["observedAt"] = draw(TIMES)
-        if draw(st.integers(0, 2)) == 0:
+        if kind != "JsonProperty" and draw(st.integers(0, 2)) == 0:  # 4.5.24: no unitCode
             instance["unitCode"] = draw(st.sampled_from(["CEL", "C62"]))
         if kind in ("Relationship", "ListRelationship") and draw(st.booleans()):
             instance["objectType"] = draw(names(TYPE_IRIS))
