@@ -108,7 +108,7 @@ class BucketFigures:
 
     k: int
     count: int
-    last_ms: int
+    last_ms: int | None
     distinct: int | None = None
     total: float | None = None
     minimum: float | None = None
@@ -225,13 +225,17 @@ def from_buckets(buckets: Sequence[BucketFigures], methods: Sequence[str], perio
     non-empty buckets (in ``k`` order) over values that are all numbers (floats)."""
     result: dict[str, list[list[Any]]] = {method: [] for method in methods}
     step = bucket_step(period)
+    previous_end, end_iso = None, ""
     for bucket in buckets:
         if period.whole_range:
-            start, end = origin_ms, end_ms if end_ms is not None else bucket.last_ms
+            end = end_ms if end_ms is not None else bucket.last_ms
+            assert end is not None, "a whole-range bucket needs its latest time"
+            start = origin_ms
         else:
             start = origin_ms + bucket.k * step
             end = start + step
-        start_iso, end_iso = ms_to_iso(start), ms_to_iso(end)
+        start_iso = end_iso if start == previous_end else ms_to_iso(start)
+        previous_end, end_iso = end, ms_to_iso(end)
         for method in methods:
             value = _FIGURE[method](bucket)
             if _shown(value):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sinergia.ngsild.aggregation import BucketFigures
+from sinergia.ngsild.aggregation import Aggregation, BucketFigures
 from sinergia.storage.base import HistoryQuery
 
 
@@ -26,16 +26,17 @@ def in_database(q: HistoryQuery, methods: frozenset[str]) -> bool:
             and not agg.period.calendar and methods.issuperset(agg.methods))
 
 
-def figure_columns(methods: Sequence[str], *, time: str, num: str, stddev: str) -> str:
+def figure_columns(agg: Aggregation, *, time: str, num: str, stddev: str) -> str:
     """The SELECT list of one bucket after its index, in :func:`figures` order; a figure no
-    method needs is NULL (each aggregate costs time on every row)."""
-    wanted = set(methods)
+    method needs is NULL (each aggregate costs time on every row). The latest time is the
+    end of a whole-range bucket only."""
+    wanted = set(agg.methods)
 
     def need(sql: str, *names: str) -> str:
         return sql if wanted.intersection(names) else "NULL"
 
     return ", ".join([
-        "count(*)", f"count({num})", f"max({time})",
+        "count(*)", f"count({num})", f"max({time})" if agg.period.whole_range else "NULL",
         need(f"count(DISTINCT {num})", "distinctCount"),
         need(f"sum({num})", "sum", "avg"),
         need(f"min({num})", "min"),

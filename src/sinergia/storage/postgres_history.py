@@ -446,7 +446,7 @@ async def _aggregated(conn: Conn, tenant: str, heids: list[int], q: HistoryQuery
     column = _TIME_COLUMN[q.timeproperty]
     series_where, params = _series_params(tenant, heids, q)
     params |= {"start": q.start_ms, "step": bucket_step(period)}
-    columns = history_sql.figure_columns(methods, time=f"h.{column}", num="h.num",
+    columns = history_sql.figure_columns(q.aggregation, time=f"h.{column}", num="h.num",
                                          stddev="stddev_samp(h.num)")
     # Buckets start at the query's start or, without one, at the series' first point.
     sql_text = (

@@ -291,7 +291,7 @@ def _aggregated(conn: sqlite3.Connection, column: str, where: str, args: tuple[A
             return Aggregated({})
         origin = first[0]
     methods, period = q.aggregation.methods, q.aggregation.period
-    columns = history_sql.figure_columns(methods, time=column, num="num", stddev="NULL")
+    columns = history_sql.figure_columns(q.aggregation, time=column, num="num", stddev="NULL")
     buckets = history_sql.figures(conn.execute(
         f"SELECT ({column} - ?) / ? AS k, {columns} FROM history "  # noqa: S608
         f"WHERE {where} AND deleted = 0 GROUP BY k ORDER BY k",
