@@ -448,15 +448,19 @@ async def _aggregated(conn: Conn, tenant: str, heids: list[int], q: HistoryQuery
     params |= {"start": q.start_ms, "step": bucket_step(period)}
     columns = history_sql.figure_columns(q.aggregation, time=f"h.{column}", num="h.num",
                                          stddev="stddev_samp(h.num)")
-    # Buckets start at the query's start or, without one, at the series' first point.
+    # Buckets start at the query's start or, without one, at the series' first point: found
+    # once per series (MATERIALIZED: inlined, the planner evaluates it again for every row).
+    # Grouped per series (LATERAL), the only key is the bucket: a hash aggregate, where one
+    # GROUP BY over all series sorts every row by (heid, attr, bucket).
     sql_text = (
-        f"SELECT s.heid, s.attr, o.origin, (h.{column} - o.origin) / %(step)s AS k, "  # noqa: S608
-        f"{columns} FROM history_series s CROSS JOIN LATERAL (SELECT coalesce("
+        f"WITH o AS MATERIALIZED (SELECT s.tenant, s.sid, s.heid, s.attr, coalesce("  # noqa: S608
         f"%(start)s::bigint, (SELECT f.{column} FROM history f WHERE f.tenant = s.tenant "
-        f"AND f.sid = s.sid AND {_filter(q, 'f')} ORDER BY f.{column} LIMIT 1)) AS origin) o "
-        f"JOIN history h ON h.tenant = s.tenant AND h.sid = s.sid AND {_filter(q, 'h')} "
-        f"WHERE {series_where} GROUP BY s.heid, s.attr, o.origin, k "
-        f"ORDER BY s.heid, s.attr, k")
+        f"AND f.sid = s.sid AND {_filter(q, 'f')} ORDER BY f.{column} LIMIT 1)) AS origin "
+        f"FROM history_series s WHERE {series_where}) "
+        f"SELECT o.heid, o.attr, o.origin, b.* FROM o CROSS JOIN LATERAL ("
+        f"SELECT (h.{column} - o.origin) / %(step)s AS k, {columns} FROM history h "
+        f"WHERE h.tenant = o.tenant AND h.sid = o.sid AND {_filter(q, 'h')} GROUP BY k) b "
+        f"ORDER BY o.heid, o.attr, b.k")
     try:
         cur = await conn.execute(sql_text, params)
         rows = await cur.fetchall()
