@@ -72,7 +72,15 @@ class TemporalService:
                     aggregation: Aggregation | None = None) -> TemporalResult:
         if limit > self.max_limit:
             raise TooManyResults(f"limit={limit} is above the maximum of {self.max_limit}")
-        await self.entities.require_tenant(tenant)
+        result = await self._query(tenant, sel, tf, limit=limit, offset=offset, count=count,
+                                   aggregation=aggregation)
+        if not result.entities:  # a tenant without history may not exist: only then a look-up
+            await self.entities.require_tenant(tenant)
+        return result
+
+    async def _query(self, tenant: str, sel: Selection, tf: TimeFilter, *, limit: int,
+                     offset: int, count: bool,
+                     aggregation: Aggregation | None) -> TemporalResult:
         ids = sel.ids
         if sel.current is not None:
             ids = await self._ids_in_current_state(tenant, sel)
