@@ -20,7 +20,7 @@ from sinergia.ngsild.history import HistoryInstance, deletion_record, temporal_r
 from sinergia.ngsild.model import LOCATION, Entity
 from sinergia.ngsild.qlang import TypeAnd, TypeOr, parse_q, parse_scope_q, resolve_q
 from sinergia.ngsild.query import EntityQuery
-from sinergia.ngsild.temporal import ms_to_iso
+from sinergia.ngsild.temporal import iso_to_ms, ms_to_iso
 from sinergia.storage.base import (
     Aggregated,
     DeliveryStatus,
@@ -530,3 +530,25 @@ async def test_aggregation_in_the_database_agrees_with_python(
             for (value, *bounds), (expected, *expected_bounds) in zip(
                     got.values[method], entries, strict=True):
                 assert bounds == expected_bounds and _approx(value, expected), method
+
+
+async def test_series_and_aggregations_follow_the_time_property(store: Store) -> None:
+    recorded = ["2026-01-02T00:00:00.000Z", "2026-01-02T01:30:00.000Z",
+                "2026-01-02T01:45:00.000Z"]
+    for minute, now in enumerate(recorded):  # observed long before they were recorded
+        await store.add_history("", "urn:ngsi-ld:X:1", [T_LIGHT], temporal_records({
+            V + "level": [{"type": "Property", "value": float(minute),
+                           "observedAt": f"2020-01-01T00:0{minute}:00.000Z"}]}, now))
+    modified = [iso_to_ms(now) for now in recorded]
+    by_modified = HistoryQuery(ids=("urn:ngsi-ld:X:1",), timeproperty="modifiedAt",
+                               series=True)
+    (te,) = (await store.query_history("", by_modified)).entities
+    assert te.attrs[V + "level"] == Series(modified, [0.0, 1.0, 2.0])
+    hourly = Aggregation(("totalCount", "max"), parse_period("PT1H"))
+    (te,) = (await store.query_history("", replace(by_modified, aggregation=hourly))).entities
+    got = te.attrs[V + "level"]
+    assert isinstance(got, Aggregated)
+    assert got.values == aggregate(modified, [0.0, 1.0, 2.0], hourly.methods, hourly.period)
+    assert got.values["totalCount"] == [[1, recorded[0], "2026-01-02T01:00:00.000Z"],
+                                        [2, "2026-01-02T01:00:00.000Z", recorded[0][:11]
+                                         + "02:00:00.000Z"]]

@@ -158,6 +158,8 @@ class HistoryQuery:
 
 @dataclass(slots=True)
 class Series:
+    """An attribute's points in time order: times on the query's ``timeproperty``."""
+
     times_ms: list[int]
     values: list[Any]
 

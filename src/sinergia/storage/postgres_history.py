@@ -404,7 +404,7 @@ async def _attrs(conn: Conn, tenant: str, heids: list[int],
     newest_first = q.last_n is not None
     limit = q.last_n if q.last_n is not None else q.instance_limit
     order = "DESC" if newest_first else "ASC"
-    payload = ("h.t_ms, h.num, CASE WHEN h.num IS NULL THEN h.instance END" if q.series
+    payload = (f"h.{column}, h.num, CASE WHEN h.num IS NULL THEN h.instance END" if q.series
                else "h.instance_id, h.modified_ms, h.deleted, h.instance")
     # Per series, its rows in the order of history_by_series: a LIMIT (lastN, a page) stops
     # after that many rows instead of ranking the whole history.

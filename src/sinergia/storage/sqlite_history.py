@@ -245,8 +245,8 @@ def _entity_attrs(conn: sqlite3.Connection, heid: int,
                     out_series[attr] = aggregated
                 continue
         if q.series:
-            series = _series(conn, f"FROM history WHERE {where} AND deleted = 0{tail}", args,
-                             newest_first=newest_first)
+            series = _series(conn, column, f"FROM history WHERE {where} AND deleted = 0{tail}",
+                             args, newest_first=newest_first)
             if series.times_ms:
                 out_series[attr] = series
             continue
@@ -259,11 +259,12 @@ def _entity_attrs(conn: sqlite3.Connection, heid: int,
     return out_series if q.series else out_instances
 
 
-def _series(conn: sqlite3.Connection, body: str, args: tuple[Any, ...], *,
+def _series(conn: sqlite3.Connection, column: str, body: str, args: tuple[Any, ...], *,
             newest_first: bool) -> Series:
-    """Times and values; the history_by_series index alone answers for numbers, and only the
-    rows that hold something else are read for their JSON."""
-    rows = conn.execute(f"SELECT t_ms, num, hid {body}", args).fetchall()
+    """Times (``column``, the query's time property) and values; the history_by_series index
+    alone answers for numbers, and only the rows that hold something else are read for their
+    JSON."""
+    rows = conn.execute(f"SELECT {column}, num, hid {body}", args).fetchall()
     if newest_first:
         rows.reverse()
     values = [r[1] for r in rows]
