@@ -1,9 +1,11 @@
-"""Temporal benchmarks (issue 3), on SQLite, server and load generator on this machine.
+"""Temporal benchmarks (issue 3), server and load generator on this machine.
 
     .venv/bin/python -m bench.bench_temporal                # everything, the issue's sizes
     .venv/bin/python -m bench.bench_temporal --quick        # tiny sizes: checks the set-up
     .venv/bin/python -m bench.bench_temporal --only lastn --lastn-instances 200000
     .venv/bin/python -m bench.bench_temporal --profile-dir bench/results/profiles
+    .venv/bin/python -m bench.bench_temporal --only aggregate,lastn \
+        --database postgresql://postgres@127.0.0.1:5432/sinergia_bench
 
 Measures (each prints its figure, target, and ratio to a baseline taken in this run):
   history    PATCH /attrs throughput (wrk, closed loop, as in bench_broker) with history on
@@ -11,10 +13,14 @@ Measures (each prints its figure, target, and ratio to a baseline taken in this 
              of the same seeded database; arms alternate over --rounds to cancel drift
   aggregate  GET /temporal/entities/{id}?format=aggregatedValues&aggrMethods=avg&
              aggrPeriodDuration=PT1H over one attribute of --agg-instances instances (wrk, one
-             connection: p50/p99), vs the same hourly averages computed by a raw SQLite
-             GROUP BY over the history table of the server's database file
+             connection: p50/p99), vs the same hourly averages computed by a raw
+             GROUP BY over the history table of the server's database
   lastn      GET /temporal/entities/{id}?lastN=100 on one attribute of --lastn-instances
-             instances, vs a raw SQLite ORDER BY t_ms DESC LIMIT 100 on the same file
+             instances, vs a raw ORDER BY t_ms DESC LIMIT 100 on the same database
+
+The two reads run on SQLite, or with --database postgresql://… on PostgreSQL: in a schema of
+their own in that database (created, and dropped at the end), followed by VACUUM (ANALYZE) of
+the history, as autovacuum does after a bulk load. The history measure is SQLite's.
 
 Histories are seeded through the temporal API (POST /temporal/entities, --per-request
 instances per call, one reading every --interval-s seconds). SQLite synchronous=full for the
@@ -29,6 +35,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import sqlite3
 import sys
@@ -38,9 +45,12 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
+import psycopg
+from psycopg import sql
 
 from bench.bench_broker import batches, post_batches
 from bench.harness import (
@@ -115,15 +125,7 @@ def seed_history(server: Server, entity_id: str, count: int,
            f"{count / elapsed:>9,.0f} instances/s ({elapsed:.1f} s)")
 
 
-# -- raw SQLite baselines ------------------------------------------------------------------------
-
-
-def series_id(conn: sqlite3.Connection, entity_id: str) -> int:
-    row = conn.execute("SELECT s.sid FROM history_series s JOIN history_entities e "
-                       "ON e.heid = s.heid WHERE e.id = ?", (entity_id,)).fetchone()
-    if row is None:
-        raise RuntimeError(f"no history of {entity_id} in the database")
-    return int(row[0])
+# -- raw baselines -------------------------------------------------------------------------------
 
 
 def timed(run: Callable[[], Any], seconds: float, at_least: int = 20) -> dict[str, float]:
@@ -138,16 +140,59 @@ def timed(run: Callable[[], Any], seconds: float, at_least: int = 20) -> dict[st
     return percentiles(latencies)
 
 
-def read_only(db: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    conn.execute("PRAGMA cache_size = -65536")  # as the server's connections
-    conn.execute("PRAGMA mmap_size = 268435456")
-    return conn
-
-
+SERIES_ID = ("SELECT s.sid FROM history_series s JOIN history_entities e "
+             "ON e.heid = s.heid WHERE e.id = ?")
+# "?" placeholders, and {tenant} for the tenant column PostgreSQL's keys begin with.
 HOURLY_AVG = ("SELECT (t_ms - ?) / 3600000 AS bucket, avg(num) FROM history "
-              "WHERE sid = ? AND t_ms >= ? AND deleted = 0 GROUP BY bucket ORDER BY bucket")
-LAST_100 = "SELECT t_ms, instance FROM history WHERE sid = ? ORDER BY t_ms DESC LIMIT 100"
+              "WHERE {tenant}sid = ? AND t_ms >= ? AND NOT deleted GROUP BY bucket ORDER BY bucket")
+LAST_100 = ("SELECT t_ms, instance FROM history WHERE {tenant}sid = ? "
+            "ORDER BY t_ms DESC LIMIT 100")
+
+
+class Raw:
+    """The bench's own read-only connection to the server's database: ``run`` takes the SQL
+    above (SQLite dialect) and returns its rows."""
+
+    def __init__(self, sqlite_file: Path | None = None, pg_url: str | None = None) -> None:
+        self.pg = pg_url is not None
+        if pg_url is not None:
+            self.conn: Any = psycopg.connect(pg_url, autocommit=True)
+        else:
+            self.conn = sqlite3.connect(f"file:{sqlite_file}?mode=ro", uri=True)
+            self.conn.execute("PRAGMA cache_size = -65536")  # as the server's connections
+            self.conn.execute("PRAGMA mmap_size = 268435456")
+
+    def run(self, statement: str, params: tuple[Any, ...]) -> list[Any]:
+        if self.pg:
+            statement = statement.replace("?", "%s").format(tenant="tenant = '' AND ")
+        else:
+            statement = statement.format(tenant="")
+        cursor = self.conn.execute(statement, params)
+        return list(cursor.fetchall()) if cursor.description else []
+
+    def series_id(self, entity_id: str) -> int:
+        rows = self.run(SERIES_ID, (entity_id,))
+        if not rows:
+            raise RuntimeError(f"no history of {entity_id} in the database")
+        return int(rows[0][0])
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@contextlib.contextmanager
+def pg_schema(url: str) -> Iterator[str]:
+    """``url`` with a fresh schema of this run first on its search_path (PostGIS stays
+    reachable in public); the schema is dropped at the end."""
+    schema = f"bench_temporal_{os.getpid()}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    try:
+        options = quote(f"-csearch_path={schema},public")
+        yield url + ("&" if "?" in url else "?") + f"options={options}"
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
 # -- measures ------------------------------------------------------------------------------------
@@ -198,36 +243,48 @@ def bench_history(tmp: Path, args: argparse.Namespace) -> dict[str, float]:
     return {"patch_history_on": on, "patch_history_off": off, "history_ratio": on / off}
 
 
-def check_aggregate(server: Server, url: str, db: Path, sid: int) -> None:
+def check_aggregate(server: Server, url: str, raw_db: Raw, sid: int) -> None:
     """The figure means something only if the server computes what the baseline computes."""
     answer = httpx.get(server.base + url, timeout=60.0)
     answer.raise_for_status()
     body = answer.json()
     ours = [bucket[0] for bucket in body["power"]["avg"]]
-    with contextlib.closing(read_only(db)) as conn:
-        raw = [avg for _, avg in conn.execute(HOURLY_AVG, (START_MS, sid, START_MS))]
+    raw = [avg for _, avg in raw_db.run(HOURLY_AVG, (START_MS, sid, START_MS))]
     if len(ours) != len(raw) or any(abs(a - b) > 1e-6 for a, b in zip(ours, raw, strict=True)):
         print(f"  WARNING: the server's hourly averages differ from SQLite's "
               f"({len(ours)} vs {len(raw)} buckets)")
 
 
+@contextlib.contextmanager
+def read_server(tmp: Path, args: argparse.Namespace) -> Iterator[tuple[Server, Raw, str]]:
+    """The server of the read measures, the raw connection to its database, and the name of
+    the backend."""
+    if args.database is None:
+        db = tmp / "history.db"
+        with sinergia_server(db, synchronous="normal") as server:
+            yield server, Raw(sqlite_file=db), "SQLite"
+        return
+    with pg_schema(args.database) as url, sinergia_server(database_url=url) as server:
+        yield server, Raw(pg_url=url), "PostgreSQL"
+
+
 def bench_reads(tmp: Path, args: argparse.Namespace, wanted: set[str]) -> dict[str, float]:
-    db = tmp / "history.db"
     out: dict[str, float] = {}
     agg_url = (f"{TEMPORAL}/{AGG_ID}?format=aggregatedValues&aggrMethods=avg&"
                f"aggrPeriodDuration=PT1H&timerel=after&timeAt={iso(START_MS)}")
     lastn_url = f"{TEMPORAL}/{LASTN_ID}?lastN=100"
     server_figures = {}
-    with sinergia_server(db, synchronous="normal") as server:
+    with read_server(tmp, args) as (server, raw_db, backend):
         for name, entity_id, count in (("aggregate", AGG_ID, args.agg_instances),
                                        ("lastn", LASTN_ID, args.lastn_instances)):
             if name in wanted:
                 seed_history(server, entity_id, count, args)
-        with contextlib.closing(read_only(db)) as conn:
-            sids = {name: series_id(conn, entity_id) for name, entity_id in
-                    (("aggregate", AGG_ID), ("lastn", LASTN_ID)) if name in wanted}
+        if raw_db.pg:
+            raw_db.run("VACUUM (ANALYZE) history", ())
+        sids = {name: raw_db.series_id(entity_id) for name, entity_id in
+                (("aggregate", AGG_ID), ("lastn", LASTN_ID)) if name in wanted}
         if "aggregate" in wanted:
-            check_aggregate(server, agg_url, db, sids["aggregate"])
+            check_aggregate(server, agg_url, raw_db, sids["aggregate"])
             server_figures["aggregate"] = wrk(server.base + agg_url, seconds=args.seconds,
                                               connections=1)
         if "lastn" in wanted:
@@ -245,15 +302,15 @@ def bench_reads(tmp: Path, args: argparse.Namespace, wanted: set[str]) -> dict[s
                         wrk(server.base + url, seconds=args.profile_seconds, connections=1)
                     print(f"  {name}:")
                     print_profile(path)
-    with contextlib.closing(read_only(db)) as conn:
+        # The raw baselines after the server's figures, on the same warm database.
         if "aggregate" in wanted:
             sid = sids["aggregate"]
-            raw = timed(lambda: conn.execute(HOURLY_AVG, (START_MS, sid, START_MS)).fetchall(),
+            raw = timed(lambda: raw_db.run(HOURLY_AVG, (START_MS, sid, START_MS)),
                         args.seconds)
             ours = server_figures["aggregate"]
             report(f"avg per hour, {args.agg_instances:,} instances, raw GROUP BY",
                    f"p50 {raw['p50']:6.2f} ms   p99 {raw['p99']:6.2f} ms")
-            report(f"avg per hour, {args.agg_instances:,} instances, Sinergia",
+            report(f"avg per hour, {args.agg_instances:,} instances, Sinergia on {backend}",
                    f"p50 {ours.p50_ms:6.2f} ms   p99 {ours.p99_ms:6.2f} ms   "
                    f"({ours.requests_per_s:,.1f} req/s, 1 connection)", "<= 100 ms",
                    f"p50 {ours.p50_ms / raw['p50']:.1f}x the raw query")
@@ -261,16 +318,17 @@ def bench_reads(tmp: Path, args: argparse.Namespace, wanted: set[str]) -> dict[s
                     "aggregate_raw_p50_ms": raw["p50"], "aggregate_raw_p99_ms": raw["p99"]}
         if "lastn" in wanted:
             sid = sids["lastn"]
-            raw = timed(lambda: conn.execute(LAST_100, (sid,)).fetchall(), args.seconds)
+            raw = timed(lambda: raw_db.run(LAST_100, (sid,)), args.seconds)
             ours = server_figures["lastn"]
             report(f"lastN=100 of {args.lastn_instances:,} instances, raw LIMIT 100",
                    f"p50 {raw['p50']:6.2f} ms   p99 {raw['p99']:6.2f} ms")
-            report(f"lastN=100 of {args.lastn_instances:,} instances, Sinergia",
+            report(f"lastN=100 of {args.lastn_instances:,} instances, Sinergia on {backend}",
                    f"p50 {ours.p50_ms:6.2f} ms   p99 {ours.p99_ms:6.2f} ms   "
                    f"({ours.requests_per_s:,.0f} req/s, 1 connection)", "<= 10 ms",
                    f"p50 {ours.p50_ms / raw['p50']:.1f}x the raw query")
             out |= {"lastn_p50_ms": ours.p50_ms, "lastn_p99_ms": ours.p99_ms,
                     "lastn_raw_p50_ms": raw["p50"], "lastn_raw_p99_ms": raw["p99"]}
+        raw_db.close()
     return out
 
 
@@ -289,6 +347,9 @@ def main() -> None:
                         help="instances per POST /temporal/entities while seeding")
     parser.add_argument("--interval-s", type=float, default=60.0,
                         help="seconds between two seeded readings (60: 100k = 1,667 hours)")
+    parser.add_argument("--database", metavar="postgresql://…",
+                        help="run the read measures on this PostgreSQL database (in a schema "
+                             "of their own) instead of SQLite")
     parser.add_argument("--synchronous", default="full", choices=("full", "normal"),
                         help="SQLite durability of the history on/off servers")
     parser.add_argument("--profile-dir", type=Path,

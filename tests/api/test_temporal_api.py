@@ -162,3 +162,16 @@ def test_old_history_does_not_move_the_current_state_back(client: TestClient) ->
     assert client.get(f"{BASE}/entities/urn:ngsi-ld:Meter:2").json()["energy"]["value"] == 50.0
     history = client.get(f"{T}/urn:ngsi-ld:Meter:2").json()["energy"]
     assert [i["value"] for i in history] == [10.0, 50.0]
+
+
+def test_temporal_reads_in_a_tenant_that_does_not_exist(client: TestClient) -> None:
+    day(client)
+    other = {"NGSILD-Tenant": "comune-b"}
+    for url, params in ((f"{T}/{EID}", {}),
+                        (T, {"type": "WeatherObserved", "timerel": "after",
+                             "timeAt": "2026-11-20T00:00:00Z"})):
+        answer = client.get(url, params=params, headers=other)
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["type"].endswith("NonexistentTenant")
+    assert client.get(T, params={"type": "WeatherObserved", "timerel": "after",
+                                 "timeAt": "2026-11-20T00:00:00Z"}).json() != []

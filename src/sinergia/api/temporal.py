@@ -28,8 +28,8 @@ from sinergia.api.params import (
     refuse_unknown,
 )
 from sinergia.api.runtime import runtime
-from sinergia.broker.temporal import Aggregation, Selection, TemporalResult
-from sinergia.ngsild.aggregation import parse_aggr_methods, parse_period
+from sinergia.broker.temporal import Selection, TemporalResult
+from sinergia.ngsild.aggregation import Aggregation, parse_aggr_methods, parse_period
 from sinergia.ngsild.context import Context
 from sinergia.ngsild.entity import is_uri
 from sinergia.ngsild.errors import BadRequestData

@@ -14,7 +14,7 @@ from typing import Any
 
 from sinergia.broker.entities import EntityService
 from sinergia.ngsild import updates
-from sinergia.ngsild.aggregation import Period, aggregate
+from sinergia.ngsild.aggregation import Aggregation, aggregate
 from sinergia.ngsild.errors import BadRequestData, ResourceNotFound, TooManyResults
 from sinergia.ngsild.history import patch_record, temporal_records
 from sinergia.ngsild.model import Entity, Instance, now_iso
@@ -32,7 +32,7 @@ from sinergia.ngsild.temporal import (
     kept_instances,
     series_times,
 )
-from sinergia.storage.base import Edit, HistoryQuery, Series, Store
+from sinergia.storage.base import Aggregated, Edit, HistoryQuery, Series, Store
 from sinergia.storage.base import TemporalEntity as StoredHistory
 
 
@@ -46,12 +46,6 @@ class Selection:
     type: TypeExpr | None = None
     attrs: tuple[str, ...] | None = None
     current: EntityQuery | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Aggregation:
-    methods: tuple[str, ...]
-    period: Period
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +72,15 @@ class TemporalService:
                     aggregation: Aggregation | None = None) -> TemporalResult:
         if limit > self.max_limit:
             raise TooManyResults(f"limit={limit} is above the maximum of {self.max_limit}")
-        await self.entities.require_tenant(tenant)
+        result = await self._query(tenant, sel, tf, limit=limit, offset=offset, count=count,
+                                   aggregation=aggregation)
+        if not result.entities:  # a tenant without history may not exist: only then a look-up
+            await self.entities.require_tenant(tenant)
+        return result
+
+    async def _query(self, tenant: str, sel: Selection, tf: TimeFilter, *, limit: int,
+                     offset: int, count: bool,
+                     aggregation: Aggregation | None) -> TemporalResult:
         ids = sel.ids
         if sel.current is not None:
             ids = await self._ids_in_current_state(tenant, sel)
@@ -128,15 +130,19 @@ class TemporalService:
 
     async def _aggregated(self, tenant: str, base: HistoryQuery, tf: TimeFilter,
                           aggregation: Aggregation) -> TemporalResult:
-        query = HistoryQuery(**{**_fields(base), "series": True, "last_n": tf.last_n})
+        query = HistoryQuery(**{**_fields(base), "series": True, "last_n": tf.last_n,
+                                "aggregation": aggregation})
         result = await self.store.query_history(tenant, query)
         entities, aggregated = [], []
         for te in result.entities:
             per_attr: dict[str, list[AggregatedSeries]] = {}
             for iri, series in te.attrs.items():
-                assert isinstance(series, Series)
-                values = aggregate(series.times_ms, series.values, aggregation.methods,
-                                   aggregation.period, tf.start_ms, tf.end_ms)
+                if isinstance(series, Aggregated):  # the database did it
+                    values = series.values
+                else:
+                    assert isinstance(series, Series)
+                    values = aggregate(series.times_ms, series.values, aggregation.methods,
+                                       aggregation.period, tf.start_ms, tf.end_ms)
                 per_attr[iri] = [AggregatedSeries("Property", values)]
             entities.append(TemporalEntity(te.id, list(te.types), {}))
             aggregated.append(per_attr)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from sinergia.ngsild.aggregation import Aggregation
 from sinergia.ngsild.errors import NgsiLdError
 from sinergia.ngsild.model import Entity, Instance
 from sinergia.ngsild.qlang import TypeExpr
@@ -154,7 +155,10 @@ class HistoryQuery:
     time window ``[start_ms, end_ms)`` on ``timeproperty`` (``None`` = unbounded).
     ``last_n`` keeps the newest N instances of each attribute (returned oldest first).
     With ``series`` each attribute comes back as a :class:`Series` of numbers-or-values,
-    which is what aggregation needs and much cheaper than whole instances."""
+    which is what aggregation needs and much cheaper than whole instances; with an
+    ``aggregation`` too, the store may instead answer an attribute with its
+    :class:`Aggregated` values, computed by the database (it does when it can: see
+    :mod:`sinergia.ngsild.aggregation`), and the caller aggregates the others' series."""
 
     ids: tuple[str, ...] | None = None
     id_pattern: str | None = None
@@ -166,6 +170,7 @@ class HistoryQuery:
     last_n: int | None = None
     instance_limit: int | None = None
     series: bool = False
+    aggregation: Aggregation | None = None
     limit: int = 20
     offset: int = 0
     count: bool = False
@@ -173,18 +178,29 @@ class HistoryQuery:
 
 @dataclass(slots=True)
 class Series:
+    """An attribute's points in time order: times on the query's ``timeproperty``."""
+
     times_ms: list[int]
     values: list[Any]
 
 
 @dataclass(frozen=True, slots=True)
+class Aggregated:
+    """An attribute's aggregated values as :func:`sinergia.ngsild.aggregation.aggregate`
+    returns them: ``{method: [[value, start, end], …]}``."""
+
+    values: dict[str, list[list[Any]]]
+
+
+@dataclass(frozen=True, slots=True)
 class TemporalEntity:
     """One entity's history: ``attrs`` maps attribute IRIs to instances (oldest first) — each
-    an internal instance with ``instanceId`` and its time members — or to a :class:`Series`."""
+    an internal instance with ``instanceId`` and its time members — or, for a series query, to
+    a :class:`Series` or :class:`Aggregated`."""
 
     id: str
     types: tuple[str, ...]
-    attrs: dict[str, list[Instance]] | dict[str, Series]
+    attrs: dict[str, list[Instance]] | dict[str, Series | Aggregated]
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,17 +13,22 @@ row locks) and runs the write again.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
+from itertools import groupby
 from typing import Any, NamedTuple
 
 import orjson
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection, errors, sql
 
+from sinergia.ngsild.aggregation import bucket_step, from_buckets
 from sinergia.ngsild.history import HistoryInstance, history_instances
 from sinergia.ngsild.model import Instance, value_of
 from sinergia.ngsild.qlang import compiled_regex
 from sinergia.ngsild.temporal import iso_to_ms, ms_to_iso
+from sinergia.storage import history_sql
 from sinergia.storage.base import (
+    Aggregated,
     EditResult,
     HistoryQuery,
     HistoryResult,
@@ -345,43 +350,79 @@ async def query(conn: Conn, tenant: str, q: HistoryQuery) -> HistoryResult:
     return HistoryResult(entities, count)
 
 
+# The figures of stddev_samp (Youngs-Cramer) are as exact as the Python path's.
+_SQL_METHODS = frozenset({"totalCount", "distinctCount", "sum", "avg", "min", "max", "stddev",
+                          "sumsq"})
+
+
+def _filter(q: HistoryQuery, alias: str) -> str:
+    """The instances of the interval (named parameters ``lo`` and ``hi``) among a series'
+    rows ``alias``, whose ``sid`` and ``tenant`` the caller matches."""
+    column = f"{alias}.{_TIME_COLUMN[q.timeproperty]}"
+    where = f"{column} >= %(lo)s AND {column} < %(hi)s"
+    if q.timeproperty == "deletedAt":
+        where += f" AND {alias}.deleted"
+    elif q.timeproperty == "createdAt":
+        where += f" AND {alias}.created"
+    if q.series:
+        where += f" AND NOT {alias}.deleted"
+    return where
+
+
+def _series_params(tenant: str, heids: list[int], q: HistoryQuery) -> tuple[str, dict[str, Any]]:
+    """The page's series (``s``) as a WHERE clause, and the parameters of it and of
+    :func:`_filter`."""
+    where = "s.tenant = %(tenant)s AND s.heid = ANY(%(heids)b::bigint[])"
+    params: dict[str, Any] = {
+        "tenant": tenant, "heids": heids,
+        "lo": q.start_ms if q.start_ms is not None else -(2**62),
+        "hi": q.end_ms if q.end_ms is not None else 2**62}
+    if q.attrs is not None:
+        where += " AND s.attr = ANY(%(attrs)b::text[])"
+        params["attrs"] = [a for a in q.attrs if "\x00" not in a]
+    return where, params
+
+
 async def _attrs(conn: Conn, tenant: str, heids: list[int],
                  q: HistoryQuery) -> dict[int, Any]:
-    """heid → {attr: instances or Series}, one query for the whole page."""
+    """heid → {attr: instances, Series or Aggregated}, one query for the whole page (two when
+    some attributes cannot be aggregated by the database)."""
     if not heids:
         return {}
+    if history_sql.in_database(q, _SQL_METHODS):
+        done, others = await _aggregated(conn, tenant, heids, q)
+        if others:
+            rest = await _attrs(conn, tenant, sorted({heid for heid, _ in others}),
+                                replace(q, aggregation=None))
+            for heid, attr in others:
+                series = rest.get(heid, {}).get(attr)
+                if series is not None:
+                    done.setdefault(heid, {})[attr] = series
+        return done
     column = _TIME_COLUMN[q.timeproperty]
-    where = [f"s.tenant = %s AND s.heid = ANY(%b::bigint[]) AND h.tenant = s.tenant "
-             f"AND h.sid = s.sid AND h.{column} >= %s AND h.{column} < %s"]
-    params: list[Any] = [tenant, heids,
-                         q.start_ms if q.start_ms is not None else -(2**62),
-                         q.end_ms if q.end_ms is not None else 2**62]
-    if q.attrs is not None:
-        where.append("s.attr = ANY(%b::text[])")
-        params.append([a for a in q.attrs if "\x00" not in a])
-    if q.timeproperty == "deletedAt":
-        where.append("h.deleted")
-    elif q.timeproperty == "createdAt":
-        where.append("h.created")
-    if q.series:
-        where.append("NOT h.deleted")
+    series_where, params = _series_params(tenant, heids, q)
     newest_first = q.last_n is not None
     limit = q.last_n if q.last_n is not None else q.instance_limit
     order = "DESC" if newest_first else "ASC"
-    payload = ("h.t_ms, h.num, CASE WHEN h.num IS NULL THEN h.instance END" if q.series
+    payload = (f"h.{column}, h.num, CASE WHEN h.num IS NULL THEN h.instance END" if q.series
                else "h.instance_id, h.modified_ms, h.deleted, h.instance")
-    rank = (f", row_number() OVER (PARTITION BY h.sid ORDER BY h.{column} {order}, "
-            f"h.hid {order}) AS n" if limit is not None else "")
-    inner = (f"SELECT s.heid, s.attr, h.{column} AS t, h.hid, {payload}{rank} "  # noqa: S608
-             f"FROM history_series s, history h WHERE {' AND '.join(where)}")
-    sql_text = f"SELECT * FROM ({inner}) x"  # noqa: S608
+    # Per series, its rows in the order of history_by_series: a LIMIT (lastN, a page) stops
+    # after that many rows instead of ranking the whole history.
+    sql_text = (f"SELECT s.heid, s.attr, x.* FROM history_series s CROSS JOIN LATERAL ("  # noqa: S608
+                f"SELECT h.{column} AS t, h.hid, {payload} FROM history h "
+                f"WHERE h.tenant = s.tenant AND h.sid = s.sid AND {_filter(q, 'h')} "
+                f"ORDER BY h.{column} {order}, h.hid {order}")
     if limit is not None:
-        sql_text += " WHERE x.n <= %s"
-        params.append(limit)
-    sql_text += " ORDER BY x.heid, x.attr, x.t, x.hid"
+        sql_text += " LIMIT %(limit)s"
+        params["limit"] = limit
+    sql_text += (f") x WHERE {series_where} "
+                 f"ORDER BY s.heid, s.attr, x.t {order}, x.hid {order}")
     cur = await conn.execute(sql_text, params)
+    rows = await cur.fetchall()
+    if newest_first:
+        rows.reverse()
     out: dict[int, dict[str, Any]] = {}
-    for row in await cur.fetchall():
+    for row in rows:
         attrs = out.setdefault(row[0], {})
         attr = row[1]
         if q.series:
@@ -394,6 +435,49 @@ async def _attrs(conn: Conn, tenant: str, heids: list[int],
         else:
             attrs.setdefault(attr, []).append(_instance(*row[4:8]))
     return out
+
+
+async def _aggregated(conn: Conn, tenant: str, heids: list[int], q: HistoryQuery
+                      ) -> tuple[dict[int, dict[str, Any]], list[tuple[int, str]]]:
+    """heid → {attr: Aggregated} for the series PostgreSQL could aggregate, and the (heid,
+    attr) of the others (a value that is not a number, or a figure out of float range)."""
+    assert q.aggregation is not None
+    methods, period = q.aggregation.methods, q.aggregation.period
+    column = _TIME_COLUMN[q.timeproperty]
+    series_where, params = _series_params(tenant, heids, q)
+    params |= {"start": q.start_ms, "step": bucket_step(period)}
+    columns = history_sql.figure_columns(q.aggregation, time=f"h.{column}", num="h.num",
+                                         stddev="stddev_samp(h.num)")
+    # Buckets start at the query's start or, without one, at the series' first point: found
+    # once per series (MATERIALIZED: inlined, the planner evaluates it again for every row).
+    # Grouped per series (LATERAL), the only key is the bucket: a hash aggregate, where one
+    # GROUP BY over all series sorts every row by (heid, attr, bucket).
+    sql_text = (
+        f"WITH o AS MATERIALIZED (SELECT s.tenant, s.sid, s.heid, s.attr, coalesce("  # noqa: S608
+        f"%(start)s::bigint, (SELECT f.{column} FROM history f WHERE f.tenant = s.tenant "
+        f"AND f.sid = s.sid AND {_filter(q, 'f')} ORDER BY f.{column} LIMIT 1)) AS origin "
+        f"FROM history_series s WHERE {series_where}) "
+        f"SELECT o.heid, o.attr, o.origin, b.* FROM o CROSS JOIN LATERAL ("
+        f"SELECT (h.{column} - o.origin) / %(step)s AS k, {columns} FROM history h "
+        f"WHERE h.tenant = o.tenant AND h.sid = o.sid AND {_filter(q, 'h')} GROUP BY k) b "
+        f"ORDER BY o.heid, o.attr, b.k")
+    try:
+        cur = await conn.execute(sql_text, params)
+        rows = await cur.fetchall()
+    except errors.NumericValueOutOfRange:  # float8 sums raise instead of reaching infinity
+        cur = await conn.execute(f"SELECT s.heid, s.attr FROM history_series s "  # noqa: S608
+                                 f"WHERE {series_where}", params)
+        return {}, [(heid, attr) for heid, attr in await cur.fetchall()]
+    out: dict[int, dict[str, Any]] = {}
+    others: list[tuple[int, str]] = []
+    for (heid, attr, origin), group in groupby(rows, key=lambda row: tuple(row[:3])):
+        buckets = history_sql.figures(row[3:] for row in group)
+        if buckets is None:
+            others.append((heid, attr))
+        else:
+            out.setdefault(heid, {})[attr] = Aggregated(
+                from_buckets(buckets, methods, period, origin, q.end_ms))
+    return out, others
 
 
 def _instance(instance_id: str, modified_ms: int, deleted: bool, doc: str) -> Instance:

@@ -10,10 +10,13 @@ from typing import Any
 
 import orjson
 
+from sinergia.ngsild.aggregation import bucket_step, from_buckets
 from sinergia.ngsild.history import HistoryInstance, history_instances
 from sinergia.ngsild.model import Instance, value_of
 from sinergia.ngsild.temporal import iso_to_ms, ms_to_iso
+from sinergia.storage import history_sql
 from sinergia.storage.base import (
+    Aggregated,
     EditResult,
     HistoryQuery,
     HistoryResult,
@@ -206,8 +209,12 @@ _TIME_COLUMN = {"observedAt": "t_ms", "createdAt": "modified_ms", "modifiedAt": 
                 "deletedAt": "modified_ms"}
 
 
+# SQLite has no stddev; one from sums of squares loses precision (see history_sql).
+_SQL_METHODS = frozenset({"totalCount", "distinctCount", "sum", "avg", "min", "max", "sumsq"})
+
+
 def _entity_attrs(conn: sqlite3.Connection, heid: int,
-                  q: HistoryQuery) -> dict[str, list[Instance]] | dict[str, Series]:
+                  q: HistoryQuery) -> dict[str, list[Instance]] | dict[str, Series | Aggregated]:
     series_sql = "SELECT sid, attr FROM history_series WHERE heid = ?"
     params: list[Any] = [heid]
     if q.attrs is not None:
@@ -224,21 +231,24 @@ def _entity_attrs(conn: sqlite3.Connection, heid: int,
     newest_first = q.last_n is not None
     limit = q.last_n if q.last_n is not None else q.instance_limit
     order = "DESC" if newest_first else "ASC"
+    # (sid, t_ms, hid) is the order of history_by_series: a newest-first LIMIT reads N rows.
     tail = f" ORDER BY {column} {order}, hid {order}" + (" LIMIT ?" if limit is not None else "")
-    out_series: dict[str, Series] = {}
+    in_db = history_sql.in_database(q, _SQL_METHODS)
+    out_series: dict[str, Series | Aggregated] = {}
     out_instances: dict[str, list[Instance]] = {}
     for sid, attr in conn.execute(series_sql, params).fetchall():
         args: tuple[Any, ...] = (sid, *bounds) if limit is None else (sid, *bounds, limit)
+        if in_db:
+            aggregated = _aggregated(conn, column, where, (sid, *bounds), q)
+            if aggregated is not None:
+                if aggregated.values:
+                    out_series[attr] = aggregated
+                continue
         if q.series:
-            rows = conn.execute(f"SELECT t_ms, num, CASE WHEN num IS NULL THEN instance END "  # noqa: S608
-                                f"FROM history WHERE {where} AND deleted = 0{tail}",
-                                args).fetchall()
-            if newest_first:
-                rows.reverse()
-            if rows:
-                out_series[attr] = Series(
-                    [r[0] for r in rows],
-                    [r[1] if r[1] is not None else value_of(orjson.loads(r[2])) for r in rows])
+            series = _series(conn, column, f"FROM history WHERE {where} AND deleted = 0{tail}",
+                             args, newest_first=newest_first)
+            if series.times_ms:
+                out_series[attr] = series
             continue
         rows = conn.execute(f"SELECT instance_id, modified_ms, deleted, instance "  # noqa: S608
                             f"FROM history WHERE {where}{tail}", args).fetchall()
@@ -247,6 +257,51 @@ def _entity_attrs(conn: sqlite3.Connection, heid: int,
         if rows:
             out_instances[attr] = [_instance(*row) for row in rows]
     return out_series if q.series else out_instances
+
+
+def _series(conn: sqlite3.Connection, column: str, body: str, args: tuple[Any, ...], *,
+            newest_first: bool) -> Series:
+    """Times (``column``, the query's time property) and values; the history_by_series index
+    alone answers for numbers, and only the rows that hold something else are read for their
+    JSON."""
+    rows = conn.execute(f"SELECT {column}, num, hid {body}", args).fetchall()
+    if newest_first:
+        rows.reverse()
+    values = [r[1] for r in rows]
+    others = [r[2] for r in rows if r[1] is None]
+    if others:
+        docs: dict[int, str] = {}
+        for chunk in _chunks(others):
+            docs.update(conn.execute(
+                f"SELECT hid, instance FROM history WHERE hid IN "  # noqa: S608
+                f"({','.join('?' * len(chunk))})", chunk).fetchall())
+        values = [value_of(orjson.loads(docs[r[2]])) if r[1] is None else r[1] for r in rows]
+    return Series([r[0] for r in rows], values)
+
+
+def _aggregated(conn: sqlite3.Connection, column: str, where: str, args: tuple[Any, ...],
+                q: HistoryQuery) -> Aggregated | None:
+    """One attribute's aggregated values computed by SQLite (no values: no points), or None
+    when a value in the interval is not a number."""
+    assert q.aggregation is not None
+    origin = q.start_ms
+    if origin is None:  # buckets start at the first point
+        first = conn.execute(f"SELECT {column} FROM history WHERE {where} "  # noqa: S608
+                             f"AND deleted = 0 ORDER BY {column} LIMIT 1", args).fetchone()
+        if first is None:
+            return Aggregated({})
+        origin = first[0]
+    methods, period = q.aggregation.methods, q.aggregation.period
+    columns = history_sql.figure_columns(q.aggregation, time=column, num="num", stddev="NULL")
+    buckets = history_sql.figures(conn.execute(
+        f"SELECT ({column} - ?) / ? AS k, {columns} FROM history "  # noqa: S608
+        f"WHERE {where} AND deleted = 0 GROUP BY k ORDER BY k",
+        (origin, bucket_step(period), *args)))
+    if buckets is None:
+        return None
+    if not buckets:
+        return Aggregated({})
+    return Aggregated(from_buckets(buckets, methods, period, origin, q.end_ms))
 
 
 def _instance(instance_id: str, modified_ms: int, deleted: int, doc: str) -> Instance:

@@ -11,7 +11,8 @@ History is split in three so that the big table stays narrow: ``history_entities
 entity ever recorded, with its types), ``history_series`` (one row per entity attribute) and
 ``history`` (one row per attribute instance, keyed by series and time; ``t_ms`` is
 ``observedAt`` when given, else the time of the change, and ``num`` the value when it is a
-number, so aggregations need not parse JSON).
+number, so aggregations need not parse JSON; the ``history_by_series`` index carries ``num`` so
+they need not read the rows either).
 
 ``record_generations`` counts the changes of the record kinds that processes cache (the
 subscriptions), so that a process sharing the file notices in its write transaction that its
@@ -165,6 +166,13 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     """,
     # 4: the scalar values of simple attributes, for fast q (see sqlite_values)
     _add_attr_values,
+    # 5: history by series keyed (sid, t_ms, hid), the order reads ask for, so a newest-first
+    # lastN reads only its N rows; with deleted and num in it, aggregations and series of
+    # numbers read the index alone, not the wide rows
+    """
+    CREATE INDEX history_by_series ON history (sid, t_ms, hid, deleted, num);
+    DROP INDEX history_by_series_time
+    """,
 )
 
 
