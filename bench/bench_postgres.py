@@ -43,8 +43,10 @@ a raw baseline of this run:
             of the entities table (same keys and indexes) in 1,000-row transactions from
             --clients connections. Also shown: the raw COPY of everything the server's state
             tables got (entities + entity_types + entity_geo rows), for context.
-With --profile-dir, query, geo and batch get an extra pass under py-spy on the 1-worker
-server after their clean figures, and the functions that dominate are printed.
+Every measure also prints the CPU milliseconds a request cost the server processes and the
+PostgreSQL backends (from /proc): the Python and SQL shares, which other load on the machine
+hardly moves. With --profile-dir, query, geo and batch get an extra pass under py-spy on the
+1-worker server after their clean figures, and the functions that dominate are printed.
 """
 
 from __future__ import annotations
@@ -59,9 +61,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
@@ -79,6 +82,7 @@ from bench.harness import (
     Server,
     WrkResult,
     baseline_server,
+    cpu_seconds,
     print_profile,
     profiled,
     report,
@@ -312,6 +316,46 @@ def geo_paths(coordinates: list[Any]) -> tuple[str, str]:
 
 # -- measures ----------------------------------------------------------------------------------
 
+T = TypeVar("T")
+
+
+class CpuSplit:
+    """CPU milliseconds a request of each measure cost the server processes and the
+    PostgreSQL backends of the database (from /proc: PostgreSQL runs on this machine). Where a
+    request's time goes — Python or SQL — whatever else the machine is doing meanwhile."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.per_request: dict[str, tuple[float, float]] = {}
+
+    def _backends(self) -> dict[int, float]:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            pids = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = "
+                                "current_database() AND pid <> pg_backend_pid()").fetchall()
+        return {pid: cpu_seconds(pid) for (pid,) in pids}
+
+    def measure(self, key: str, server: Server, run: Callable[[], T],
+                requests: Callable[[T], float]) -> T:
+        """Run ``run`` and note its CPU per request (``requests(result)`` of them); backends
+        that started meanwhile count from zero, those that ended are missed."""
+        server_before = sum(cpu_seconds(pid) for pid in server.pids())
+        db_before = self._backends()
+        result = run()
+        server_ms = 1000 * (sum(cpu_seconds(pid) for pid in server.pids()) - server_before)
+        db_ms = 1000 * sum(used - db_before.get(pid, 0.0)
+                           for pid, used in self._backends().items())
+        n = max(1.0, requests(result))
+        self.per_request[key] = (server_ms / n, db_ms / n)
+        return result
+
+    def print(self, figures: dict[str, float]) -> None:
+        for key, (server_ms, db_ms) in self.per_request.items():
+            report(f"CPU a request, {key}", f"server {server_ms:8.2f} ms   PostgreSQL "
+                   f"{db_ms:8.2f} ms", "report",
+                   f"{server_ms / max(server_ms + db_ms, 1e-9):.0%} in the server")
+            figures[f"cpu_{key}_server_ms"] = server_ms
+            figures[f"cpu_{key}_postgres_ms"] = db_ms
+
 
 def retrieve_lua(prefix: str, ids: int) -> str:
     return ("math.randomseed(42)\nrequest = function()\n"
@@ -345,18 +389,23 @@ def same_answers(ours_url: str, raw_url: str, what: str) -> None:
 
 
 def measure_reads(server: Server, args: argparse.Namespace, wanted: set[str],
-                  geo_path: str) -> dict[str, WrkResult]:
+                  geo_path: str, split: CpuSplit, workers: int) -> dict[str, WrkResult]:
     out: dict[str, WrkResult] = {}
-    if "retrieve" in wanted:
-        out["retrieve"] = wrk(server.base + "/", retrieve_lua(f"{ENTITIES}/", args.ids),
-                              seconds=args.seconds, connections=args.connections)
-    if "query" in wanted:
-        out["query"] = wrk(server.base + "/", QUERY_LUA.format(
+    runs = {
+        "retrieve": lambda: wrk(server.base + "/", retrieve_lua(f"{ENTITIES}/", args.ids),
+                                seconds=args.seconds, connections=args.connections),
+        "query": lambda: wrk(server.base + "/", QUERY_LUA.format(
             path=QUERY_PATH[0], rest=QUERY_PATH[1]), seconds=args.seconds,
-            connections=args.connections)
-    if "geo" in wanted:
-        out["geo"] = wrk(server.base + geo_path, seconds=args.seconds,
-                         connections=args.geo_connections)
+            connections=args.connections),
+        "geo": lambda: wrk(server.base + geo_path, seconds=args.seconds,
+                           connections=args.geo_connections),
+        "patch": lambda: wrk(server.base + "/", patch_lua(args.ids), seconds=args.seconds,
+                             connections=args.connections),
+    }
+    for measure, run in runs.items():
+        if measure in wanted:
+            out[measure] = split.measure(f"{measure} {workers}w", server, run,
+                                         lambda r: r.requests_per_s * args.seconds)
     return out
 
 
@@ -383,29 +432,31 @@ def profile_pass(server: Server, args: argparse.Namespace, name: str, run: Any) 
     print_profile(path)
 
 
-def bench_postgres(url: str, args: argparse.Namespace, wanted: set[str],
-                   geo_path: str) -> tuple[dict[int, dict[str, WrkResult]], dict[str, float]]:
+def bench_postgres(url: str, args: argparse.Namespace, wanted: set[str], geo_path: str,
+                   split: CpuSplit) -> tuple[dict[int, dict[str, WrkResult]], dict[str, float]]:
     """Every measure on a 1-worker then a 2-worker server (history on)."""
     reads: dict[int, dict[str, WrkResult]] = {}
     batch: dict[str, float] = {}
     run = uuid.uuid4().hex[:8]
     for workers in (1, 2):
         with sinergia_server(database_url=url, workers=workers) as server:
-            reads[workers] = measure_reads(server, args, wanted, geo_path)
-            if "patch" in wanted:
-                reads[workers]["patch"] = wrk(server.base + "/", patch_lua(args.ids),
-                                              seconds=args.seconds,
-                                              connections=args.connections)
+            reads[workers] = measure_reads(server, args, wanted, geo_path, split, workers)
             if "batch" in wanted:
-                batch[f"w{workers}"] = measure_batch(server, args.batch_entities, args.clients,
-                                                     f"batch{workers}{run}")
+                tenant = f"batch{workers}{run}"
+                batch[f"w{workers}"] = split.measure(
+                    f"batch {workers}w (1,000 entities)", server,
+                    partial(measure_batch, server, args.batch_entities, args.clients, tenant),
+                    lambda _: args.batch_entities / BATCH)
             if workers == 1 and args.profile_dir:
                 profile_measures(server, args, wanted, geo_path, run)
     if "batch" in wanted:
         with sinergia_server(database_url=url, workers=1,
                              extra_env={"SINERGIA_HISTORY": "false"}) as server:
-            batch["w1_nohistory"] = measure_batch(server, args.batch_entities, args.clients,
-                                                  f"batch0{run}")
+            batch["w1_nohistory"] = split.measure(
+                "batch 1w, history off (1,000 entities)", server,
+                lambda: measure_batch(server, args.batch_entities, args.clients,
+                                      f"batch0{run}"),
+                lambda _: args.batch_entities / BATCH)
         copy_entities, copy_state = raw_copy(url, f"batch1{run}", args.clients)
         batch |= {"raw_copy": copy_entities, "raw_copy_state": copy_state}
         drop_tenants(url, [f"batch{w}{run}" for w in (0, 1, 2)] + [f"profile{run}"])
@@ -655,13 +706,15 @@ def main() -> None:
                                 seconds=args.seconds, connections=args.connections)
         if wanted & {"query", "geo"}:
             check_answers(url, (ours_geo, raw_geo), wanted)
-        ours, batch = bench_postgres(url, args, wanted, ours_geo)
+        split = CpuSplit(url)
+        ours, batch = bench_postgres(url, args, wanted, ours_geo, split)
         raw = bench_raw(url, args, wanted, raw_geo)
         print("Figures")
         figures |= print_reads(ours, raw, sqlite_w1, args, nil)
         if batch:
             figures |= print_batch(batch, args)
         print_scaling(figures)
+        split.print(figures)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2))
     print(f"figures written to {args.out}")

@@ -11,11 +11,13 @@ A geo-query with a bounding box starts from the candidates in that box: the stor
 from an index-only scan of ``entity_geo_points`` (their coordinates, no document read) and are
 tested all at once with :func:`sinergia.ngsild.geo.filter_points`; other shapes come from the
 GiST index and are tested on their documents. Then the documents of the matching entities are
-read in rid order, a page at a time.
+read in rid order, a page at a time. A page without a count reads the Points in rid order a
+chunk at a time and stops once the page is full.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -252,29 +254,44 @@ async def _scan(conn: Conn, how: Plan, keep: Callable[[Entity], bool],
 
 
 # The candidates in the box: the Points' rids and coordinates (packed big-endian, for numpy),
-# and the entities with another shape there.
+# and the entities with another shape there. _BOX_POINTS_AFTER reads them in rid order, a
+# chunk at a time: a page without a count needs only the first matches, not every point in
+# the box (a neighbourhood of a city of 1M entities has thousands).
 _BOX_POINTS = (
     "SELECT string_agg(int8send(rid), ''::bytea), string_agg(float8send(pt[0]), ''::bytea), "
     "string_agg(float8send(pt[1]), ''::bytea) FROM entity_geo WHERE pt IS NOT NULL "
     "AND pt <@ box(point(%s, %s), point(%s, %s)) AND tenant = %s AND attr = %s")
+_BOX_POINTS_AFTER = (
+    "SELECT string_agg(int8send(rid), ''::bytea ORDER BY rid), "
+    "string_agg(float8send(pt[0]), ''::bytea ORDER BY rid), "
+    "string_agg(float8send(pt[1]), ''::bytea ORDER BY rid), count(*) FROM ("
+    "SELECT rid, pt FROM entity_geo WHERE pt IS NOT NULL "
+    "AND pt <@ box(point(%s, %s), point(%s, %s)) AND tenant = %s AND attr = %s AND rid > %s "
+    "ORDER BY rid LIMIT %s) c")
 _BOX_SHAPES = (
     "SELECT DISTINCT rid FROM entity_geo WHERE pt IS NULL "
     "AND geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326) AND tenant = %s AND attr = %s")
 
 
+def _point_hits(geo: GeoPlan, packed: tuple[Any, ...] | None) -> np.ndarray[Any, Any]:
+    """The sorted distinct rids of the packed Points that pass the geo-query."""
+    if packed is None or packed[0] is None:
+        return np.empty(0, dtype=np.int64)
+    rids = np.frombuffer(packed[0], dtype=">i8")
+    hits = filter_points(geo.query, np.frombuffer(packed[1], dtype=">f8"),
+                         np.frombuffer(packed[2], dtype=">f8"))
+    return np.unique(rids[np.asarray(hits, dtype=bool)]).astype(np.int64)
+
+
 async def _geo_query(conn: Conn, how: Plan, geo: GeoPlan, query: EntityQuery) -> QueryResult:
+    if not query.count:
+        return await _geo_page(conn, how, geo, query)
     minx, miny, maxx, maxy = (float(c) for c in geo.box)
     params = (minx, miny, maxx, maxy, geo.tenant, geo.attr)
     async with conn.pipeline():
         points = await conn.execute(_BOX_POINTS, params)
         shapes = await conn.execute(_BOX_SHAPES, params)
-    packed = await points.fetchone()
-    matched = np.empty(0, dtype=np.int64)  # sorted, once each
-    if packed is not None and packed[0] is not None:
-        rids = np.frombuffer(packed[0], dtype=">i8")
-        hits = filter_points(geo.query, np.frombuffer(packed[1], dtype=">f8"),
-                             np.frombuffer(packed[2], dtype=">f8"))
-        matched = np.unique(rids[np.asarray(hits, dtype=bool)])
+    matched = _point_hits(geo, await points.fetchone())  # sorted, once each
     unsure = {rid for (rid,) in await shapes.fetchall()}
     if unsure:
         unsure.difference_update(matched.tolist())
@@ -283,7 +300,7 @@ async def _geo_query(conn: Conn, how: Plan, geo: GeoPlan, query: EntityQuery) ->
     page = _Page(query)
     keep = how.recheck
     start, size = 0, max(16, page.wanted)
-    while start < len(candidates) and (query.count or not page.full):
+    while start < len(candidates):
         chunk = candidates[start:start + size]
         start += len(chunk)
         if page.full and keep is None:
@@ -297,6 +314,64 @@ async def _geo_query(conn: Conn, how: Plan, geo: GeoPlan, query: EntityQuery) ->
             chunk = [rid for rid in chunk if rid in unsure]
             if not chunk:
                 continue
+        await _add_documents(conn, how, geo, chunk, page, unsure=unsure, whole=True)
+        size = min(2 * size, _SCAN_MAX)
+    return page.result(query)
+
+
+async def _geo_page(conn: Conn, how: Plan, geo: GeoPlan, query: EntityQuery) -> QueryResult:
+    """A page without a count: the box's Points in rid order, a chunk at a time (each four
+    times the last), the matches of each chunk and the other shapes up to the same rid read,
+    until the page is full or the box is exhausted."""
+    minx, miny, maxx, maxy = (float(c) for c in geo.box)
+    box = (minx, miny, maxx, maxy, geo.tenant, geo.attr)
+    page = _Page(query)
+    size = min(_SCAN_MAX, 2 * page.wanted + 64)
+    after = -1  # rids are positive
+    async with conn.pipeline():
+        points = await conn.execute(_BOX_POINTS_AFTER, (*box, after, size))
+        shapes = await conn.execute(_BOX_SHAPES, box)
+    packed = await points.fetchone()
+    unsure = sorted(rid for (rid,) in await shapes.fetchall())
+    taken = 0  # how many of ``unsure`` are merged already
+    while True:
+        assert packed is not None
+        complete = int(packed[3]) < size
+        hits = _point_hits(geo, packed)
+        if complete:
+            upto = None
+        else:
+            # The last rid read may have more Points beyond the limit: it is read again with
+            # the next chunk, whole. A chunk of one rid's Points alone is read larger.
+            last = int(np.frombuffer(packed[0], dtype=">i8")[-1])
+            upto = last - 1
+            hits = hits[hits <= upto]
+        end = len(unsure) if upto is None else bisect_right(unsure, upto, lo=taken)
+        shapes_here = unsure[taken:end]
+        taken = end
+        if upto is None or upto > after:
+            candidates = np.union1d(hits, np.asarray(shapes_here, dtype=np.int64)).tolist()
+            shape_set = set(shapes_here).difference(hits.tolist())
+            await _add_documents(conn, how, geo, candidates, page, unsure=shape_set)
+            if upto is not None:
+                after = upto
+        if page.full or upto is None:
+            return page.result(query)
+        size *= 4  # uncapped: a chunk of one entity's Points alone must grow past them
+        cur = await conn.execute(_BOX_POINTS_AFTER, (*box, after, size))
+        packed = await cur.fetchone()
+
+
+async def _add_documents(conn: Conn, how: Plan, geo: GeoPlan, candidates: list[int],
+                         page: _Page, *, unsure: set[int], whole: bool = False) -> None:
+    """Add the documents of ``candidates`` (rids in order) that pass the rest of the query,
+    until the page is full (``whole``: all of them, to count). The entities of ``unsure`` had
+    no matching Point: their other shapes decide, on the document."""
+    keep = how.recheck
+    start, size = 0, max(16, page.wanted - len(page.documents))
+    while start < len(candidates) and (whole or not page.full):
+        chunk = candidates[start:start + size]
+        start += len(chunk)
         sql, sql_params = how.select(rids=chunk)
         cur = await conn.execute(sql, sql_params)
         for rid, doc in await cur.fetchall():
@@ -308,7 +383,6 @@ async def _geo_query(conn: Conn, how: Plan, geo: GeoPlan, query: EntityQuery) ->
                     continue
             page.add(doc)
         size = min(2 * size, _SCAN_MAX)
-    return page.result(query)
 
 
 def _selectors(selectors: tuple[Selector, ...]) -> tuple[Frag, bool]:
