@@ -26,6 +26,7 @@ from sinergia.api import (
     temporal,
 )
 from sinergia.api import devices as devices_api
+from sinergia.api.entity_shortcut import EntityByIdShortcut
 from sinergia.api.problems import http_error, ngsi_error, unexpected_error
 from sinergia.api.runtime import Runtime
 from sinergia.api.security import Authenticator, SecurityMiddleware
@@ -121,7 +122,8 @@ def create_app(settings: Settings, *, store: Store | None = None,
         routes.append(lighting.mount)
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityMiddleware, authenticator=authenticator)],
+        middleware=[Middleware(SecurityMiddleware, authenticator=authenticator),
+                    Middleware(EntityByIdShortcut, runtime=runtime)],
         exception_handlers={NgsiLdError: ngsi_error, HTTPException: http_error,
                             Exception: unexpected_error},
         lifespan=lifespan,

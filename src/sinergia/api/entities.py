@@ -23,10 +23,15 @@ from sinergia.api.http import (
     tenant_of,
 )
 from sinergia.api.params import entity_query, options_of, render_options
-from sinergia.api.runtime import runtime
+from sinergia.api.runtime import Runtime, runtime
 from sinergia.ngsild.entity import is_uri, parse_attribute, parse_attributes, parse_entity
 from sinergia.ngsild.errors import BadRequestData
-from sinergia.ngsild.render import render_entity, render_feature, render_feature_collection
+from sinergia.ngsild.render import (
+    RenderOptions,
+    render_entity,
+    render_feature,
+    render_feature_collection,
+)
 from sinergia.ngsild.updates import NotUpdated
 
 BASE = "/ngsi-ld/v1"
@@ -68,7 +73,8 @@ async def query_entities(request: Request) -> Response:
         return plain_json(render_feature_collection(result.entities, call.ctx, opts),
                           headers=headers, media_type=GEO_JSON)
     if result.documents is not None:
-        payload = b"[" + b",".join(render_cache.rendered(result.documents, call, opts)) + b"]"
+        payload = b"[" + b",".join(render_cache.rendered(result.documents, call, opts,
+                                                         result.parsed)) + b"]"
         return serialized_response(payload, call, headers=headers)
     rendered = [render_entity(e, call.ctx, opts) for e in result.entities]
     return json_response(rendered, call, headers=headers)
@@ -96,11 +102,25 @@ def pagination_headers(request: Request, limit: int, offset: int, returned: int,
 async def retrieve_entity(request: Request) -> Response:
     rt = runtime(request)
     call = await _read_call(request)
-    entity = await rt.entities.retrieve(call.tenant, _entity_id(request))
+    entity_id = _entity_id(request)
     opts = render_options(request.query_params, call.ctx)
+    if call.accept != GEO_JSON:
+        payload = await rendered_entity(rt, call, entity_id, opts)
+        if payload is not None:
+            return serialized_response(payload, call)
+    entity = await rt.entities.retrieve(call.tenant, entity_id)
     if call.accept == GEO_JSON:
         return plain_json(render_feature(entity, call.ctx, opts), media_type=GEO_JSON)
     return json_response(render_entity(entity, call.ctx, opts), call)
+
+
+async def rendered_entity(rt: Runtime, call: CallContext, entity_id: str,
+                          opts: RenderOptions) -> bytes | None:
+    """The entity's JSON from its stored text, through the cache of rendered entities; None
+    when the store gives no text or there is no such entity (the caller then takes the
+    general path, which also raises the right error)."""
+    doc = await rt.entities.retrieve_document(call.tenant, entity_id)
+    return None if doc is None else render_cache.rendered((doc,), call, opts)[0]
 
 
 async def replace_entity(request: Request) -> Response:
