@@ -2,6 +2,8 @@
 
     .venv/bin/python -m bench.bench_broker                 # everything, default sizes
     .venv/bin/python -m bench.bench_broker --only retrieve,query --entities 100000
+    .venv/bin/python -m bench.bench_broker --keep bench/results/db   # keep the seeded databases
+                                                                     # there; later runs reuse them
 
 Measures (each prints its figure, target, and ratio to a raw baseline taken in this run):
   retrieve   GET /entities/{id}, 1 and 2 workers, vs bare Starlette + SQLite lookup of the
@@ -18,11 +20,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
+import shutil
 import sqlite3
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -196,25 +201,76 @@ def bench_geo(server_base: str, seconds: int) -> dict[str, float]:
     return {"geo_rps": result.requests_per_s, "geo_p99_ms": result.p99_ms}
 
 
+def stored_count(db: Path) -> int:
+    """Entities already in ``db`` (0 when there is no such file yet)."""
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(db)
+    try:
+        (n,) = conn.execute("SELECT count(*) FROM entities WHERE tenant = ''").fetchone()
+    except sqlite3.OperationalError:  # no schema yet
+        n = 0
+    finally:
+        conn.close()
+    return int(n)
+
+
+def seed(db: Path, count: int, *, seed_of: Any = None) -> None:
+    """Store Streetlights 0 … count-1 through the API, resuming after those already there.
+    ``seed_of(start)`` is the random seed of the 50,000-entity slice at ``start``; without it
+    one generator (seed 7) makes them all, so the set is only the same if seeded in one go."""
+    have = stored_count(db)
+    if have >= count:
+        print(f"  {have:,} entities already stored in {db}: not seeding")
+        return
+    have -= have % 1000  # resume at a whole request: batch n is the same whoever sends it
+    print(f"Seeding {count - have:,} located 10-attribute entities into {db} ...", flush=True)
+    started = time.perf_counter()
+    # History off: it is not what these measures read, and it would make seeding 1M slower.
+    with sinergia_server(db, synchronous="normal", workers=2,
+                         extra_env={"SINERGIA_HISTORY": "false"}) as server:
+        if seed_of is None:
+            asyncio.run(post_batches(server.base, batches(count, 1000)[have // 1000:]))
+        else:
+            for start in range(have, count, 50_000):
+                asyncio.run(post_batches(server.base, batches(
+                    min(50_000, count - start), 1000, seed=seed_of(start), start=start)))
+    print(f"  seeded in {time.perf_counter() - started:,.1f} s", flush=True)
+
+
 def bench_memory(db: Path, count: int) -> dict[str, float]:
+    missing = count - stored_count(db)
+    started = time.perf_counter()
+    seed(db, count, seed_of=lambda start: start)
+    elapsed = time.perf_counter() - started
     with sinergia_server(db, synchronous="normal") as server:
-        have = httpx.get(server.base + ENTITIES, params={"type": "Streetlight", "limit": 0,
-                                                         "count": "true"}).headers
-        existing = int(have.get("ngsild-results-count", "0"))
-        missing = count - existing
-        started = time.perf_counter()
-        for start in range(existing, count, 50_000):
-            asyncio.run(post_batches(server.base, batches(min(50_000, count - start), 1000,
-                                                          seed=start, start=start)))
-        elapsed = time.perf_counter() - started
-        # a few queries so caches are as warm as in service
-        for _ in range(50):
-            httpx.get(server.base + ENTITIES, params={"type": "Streetlight", "limit": 100,
-                                                     "q": "illuminanceLevel>0.5"})
+        # a few reads of each kind, so caches are as warm as in service
+        with httpx.Client(base_url=server.base) as http:
+            rng = random.Random(3)
+            for _ in range(200):
+                http.get(f"{ENTITIES}/urn:ngsi-ld:Streetlight:{rng.randrange(count)}")
+                http.get(ENTITIES, params={"type": "Streetlight", "limit": 100,
+                                           "q": f"illuminanceLevel>{rng.random():.2f}"})
+                http.get(ENTITIES, params={
+                    "type": "Streetlight", "limit": 100, "georel": "near;maxDistance==500",
+                    "geometry": "Point", "coordinates": f"[{rng.uniform(LON0, LON1):.5f},"
+                                                       f"{rng.uniform(LAT0, LAT1):.5f}]"})
         rss = server.rss_mb()
     report(f"{count:,} entities stored: server RSS", f"{rss:,.0f} MB "
-           f"(loaded {missing:,} in {elapsed:,.0f} s)", "<= 1 GB")
+           f"(loaded {max(0, missing):,} in {elapsed:,.0f} s)", "<= 1 GB")
     return {"rss_mb": rss}
+
+
+@contextlib.contextmanager
+def databases(keep: Path | None) -> Iterator[Path]:
+    """The folder of the run's databases: ``keep`` (created if needed, left in place), or a
+    temporary one removed at the end."""
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        yield Path(tmp)
 
 
 def main() -> None:
@@ -226,28 +282,38 @@ def main() -> None:
     parser.add_argument("--batch-entities", type=int, default=50_000)
     parser.add_argument("--million", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--keep", type=Path, default=None, metavar="FOLDER",
+                        help="keep the seeded databases in FOLDER and reuse them next time "
+                             "(seeding 1M entities through the API takes long)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/broker.json"))
     args = parser.parse_args()
     wanted = set(args.only.split(","))
     results: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "bench.db"
-        print(f"Seeding {args.entities:,} located 10-attribute entities ...")
-        with sinergia_server(db, synchronous="normal") as server:
-            elapsed = asyncio.run(post_batches(server.base, batches(args.entities, 1000)))
-            print(f"  seeded in {elapsed:.1f} s")
-            if "query" in wanted:
-                results |= bench_query(server.base, args.seconds)
-            if "geo" in wanted:
-                results |= bench_geo(server.base, args.seconds)
+    with databases(args.keep) as folder:
+        db = folder / f"streetlights-{args.entities}.db"
+        seed(db, args.entities)
+        if wanted & {"query", "geo"}:
+            with sinergia_server(db, synchronous="normal") as server:
+                if "query" in wanted:
+                    results |= bench_query(server.base, args.seconds)
+                if "geo" in wanted:
+                    results |= bench_geo(server.base, args.seconds)
         if "retrieve" in wanted:
             results |= bench_retrieve(db, args.entities, args.seconds)
-        if "write" in wanted:
-            results |= bench_write(db, args.seconds)
-        if "batch" in wanted:
-            results |= bench_batch(db, args.batch_entities)
+        if "write" in wanted or "batch" in wanted:
+            # writes change the database: measure them on a copy, so a kept one stays as seeded
+            scratch = folder / "scratch.db"
+            shutil.copyfile(db, scratch)
+            try:
+                if "write" in wanted:
+                    results |= bench_write(scratch, args.seconds)
+                if "batch" in wanted:
+                    results |= bench_batch(scratch, args.batch_entities)
+            finally:
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{scratch}{suffix}").unlink(missing_ok=True)
         if "memory" in wanted:
-            results |= bench_memory(db, args.million)
+            results |= bench_memory(folder / f"streetlights-{args.million}.db", args.million)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"figures written to {args.out}")

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from sinergia.ngsild.aggregation import AGGR_METHODS, Aggregation, aggregate, parse_period
 from sinergia.ngsild.errors import AlreadyExists, ResourceNotFound
-from sinergia.ngsild.geo import parse_geoq
+from sinergia.ngsild.geo import make_predicate, parse_geoq
 from sinergia.ngsild.history import HistoryInstance, deletion_record, temporal_records
 from sinergia.ngsild.model import LOCATION, Entity
 from sinergia.ngsild.qlang import TypeAnd, TypeOr, parse_q, parse_scope_q, resolve_q
@@ -222,6 +222,28 @@ async def test_geo_near_and_within(store: Store) -> None:
     counted = await store.query_entities("", EntityQuery(geo=within, count=True))
     assert [e["id"] for e in counted.entities] == ["urn:ngsi-ld:X:1"]
     assert counted.count == 1
+
+
+async def test_geo_pages_over_many_candidates(store: Store) -> None:
+    """Enough candidates in the index box that a backend reading them in slices needs several;
+    every page, with or without a count, is a slice of the one list the predicate gives."""
+    centre = (9.19, 45.46)
+    grid = [(n, centre[0] + (n % 30 - 15) * 0.0004, centre[1] + (n // 30 - 10) * 0.0003)
+            for n in range(600)]
+    await store.apply("", [put(entity(n, lon=lon, lat=lat)) for n, lon, lat in grid])
+    near = parse_geoq("near;maxDistance==400", "Point", f"[{centre[0]},{centre[1]}]", LOCATION)
+    matches = make_predicate(near)
+    expected = {f"urn:ngsi-ld:X:{n}" for n, lon, lat in grid
+                if matches({"type": "Point", "coordinates": [lon, lat]})}
+    assert 100 < len(expected) < 600  # the index box holds non-matches too
+    everything = await ids_of(store, EntityQuery(geo=near, limit=1000))
+    assert set(everything) == expected and len(everything) == len(expected)
+    for offset, limit in ((0, 100), (150, 100), (len(expected) - 5, 100), (0, 0)):
+        for count in (False, True):
+            page = await store.query_entities("", EntityQuery(geo=near, offset=offset,
+                                                              limit=limit, count=count))
+            assert [e["id"] for e in page.entities] == everything[offset:offset + limit]
+            assert page.count == (len(expected) if count else None)
 
 
 async def test_geo_index_follows_updates(store: Store) -> None:

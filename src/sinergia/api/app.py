@@ -27,6 +27,7 @@ from sinergia.api import (
 )
 from sinergia.api import devices as devices_api
 from sinergia.api.conventions import NgsiLdConventions
+from sinergia.api.entity_shortcut import EntityByIdShortcut
 from sinergia.api.problems import http_error, ngsi_error, unexpected_error
 from sinergia.api.runtime import Runtime
 from sinergia.api.security import Authenticator, SecurityMiddleware
@@ -122,9 +123,11 @@ def create_app(settings: Settings, *, store: Store | None = None,
         routes.append(lighting.mount)
     app = Starlette(
         routes=routes,
-        # conventions outermost: a bare 411 and the tenant echo apply to refusals as well
+        # conventions outermost: a bare 411 and the tenant echo apply to refusals as well;
+        # the retrieve shortcut innermost, so that it answers only what security let through
         middleware=[Middleware(NgsiLdConventions),
-                    Middleware(SecurityMiddleware, authenticator=authenticator)],
+                    Middleware(SecurityMiddleware, authenticator=authenticator),
+                    Middleware(EntityByIdShortcut, runtime=runtime)],
         exception_handlers={NgsiLdError: ngsi_error, HTTPException: http_error,
                             Exception: unexpected_error},
         lifespan=lifespan,

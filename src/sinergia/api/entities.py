@@ -32,7 +32,7 @@ from sinergia.api.params import (
     refuse_unknown,
     render_options,
 )
-from sinergia.api.runtime import runtime
+from sinergia.api.runtime import Runtime, runtime
 from sinergia.ngsild.context import Context
 from sinergia.ngsild.entity import is_uri, parse_attribute, parse_attributes, parse_entity
 from sinergia.ngsild.errors import BadRequestData, ResourceNotFound
@@ -104,7 +104,8 @@ async def query_entities(request: Request) -> Response:
         return geojson_response(render_feature_collection(result.entities, call.ctx, opts),
                                 call, request, headers=headers)
     if result.documents is not None:
-        payload = b"[" + b",".join(render_cache.rendered(result.documents, call, opts)) + b"]"
+        payload = b"[" + b",".join(render_cache.rendered(result.documents, call, opts,
+                                                         result.parsed)) + b"]"
         return serialized_response(payload, call, headers=headers)
     rendered = [render_entity(e, call.ctx, opts) for e in result.entities]
     return json_response(rendered, call, headers=headers)
@@ -135,11 +136,25 @@ async def retrieve_entity(request: Request) -> Response:
     call = await _read_call(request)
     entity_id = _entity_id(request)
     opts = _render_options(request, call)
+    # the stored text, rendered through the cache, unless the type selector needs the entity
+    if call.accept != GEO_JSON and "type" not in request.query_params:
+        payload = await rendered_entity(rt, call, entity_id, opts)
+        if payload is not None:
+            return serialized_response(payload, call)
     entity = await rt.entities.retrieve(call.tenant, entity_id)
     _check_type(entity, request, call.ctx)
     if call.accept == GEO_JSON:
         return geojson_response(render_feature(entity, call.ctx, opts), call, request)
     return json_response(render_entity(entity, call.ctx, opts), call)
+
+
+async def rendered_entity(rt: Runtime, call: CallContext, entity_id: str,
+                          opts: RenderOptions) -> bytes | None:
+    """The entity's JSON from its stored text, through the cache of rendered entities; None
+    when the store gives no text or there is no such entity (the caller then takes the
+    general path, which also raises the right error)."""
+    doc = await rt.entities.retrieve_document(call.tenant, entity_id)
+    return None if doc is None else render_cache.rendered((doc,), call, opts)[0]
 
 
 async def replace_entity(request: Request) -> Response:

@@ -49,7 +49,11 @@ class CallContext:
 
 
 def tenant_of(request: Request) -> str:
-    tenant = request.headers.get(TENANT_HEADER, "")
+    return checked_tenant(request.headers.get(TENANT_HEADER, ""))
+
+
+def checked_tenant(tenant: str) -> str:
+    """The ``NGSILD-Tenant`` header's value (``""``: the default tenant), if well formed."""
     if tenant and not _TENANT_RE.match(tenant):
         raise BadRequestData(
             "NGSILD-Tenant must be 1-64 letters, digits, '_' or '-'; got " + repr(tenant[:80]))
@@ -58,7 +62,11 @@ def tenant_of(request: Request) -> str:
 
 def link_context_url(request: Request) -> str | None:
     """The @context URL of a ``Link`` header with the JSON-LD context relation, if any."""
-    header = request.headers.get("link")
+    return context_url_of_link(request.headers.get("link"))
+
+
+def context_url_of_link(header: str | None) -> str | None:
+    """:func:`link_context_url` of the ``Link`` header's value."""
     if not header:
         return None
     for match in _LINK_RE.finditer(header):
@@ -71,14 +79,18 @@ def link_context_url(request: Request) -> str | None:
 
 
 def negotiate(request: Request, *, geojson: bool = False) -> str:
-    """The response media type from ``Accept`` (406 when nothing we produce is acceptable).
+    """The response media type from ``Accept`` (406 when nothing we produce is acceptable)."""
+    return negotiate_accept(request.headers.get("accept"), geojson=geojson)
+
+
+def negotiate_accept(header: str | None, *, geojson: bool = False) -> str:
+    """:func:`negotiate` on the ``Accept`` header's value.
 
     ETSI GS CIM 009 6.3.4: of the representations the operation offers, in the order
     JSON, JSON-LD, GeoJSON, the first one the header accepts wins, unless weights decide
     otherwise. Each offer takes its weight from the most specific range naming it (RFC 9110
     5.3.2), so ``application/json;q=0, */*`` refuses JSON even though ``*/*`` would allow it.
     """
-    header = request.headers.get("accept")
     if not header or not header.strip():
         return JSON
     offers = (JSON, JSON_LD, GEO_JSON) if geojson else (JSON, JSON_LD)
@@ -288,6 +300,16 @@ def serialized_response(payload: bytes, call: CallContext, *, status: int = 200,
         page_links = out_headers.get("Link")
         out_headers["Link"] = link_header(call.ctx) + (f", {page_links}" if page_links else "")
     return Response(payload, status_code=status, headers=out_headers, media_type=call.accept)
+
+
+def raw_json_headers(payload: bytes, call: CallContext) -> list[tuple[bytes, bytes]]:
+    """The ASGI headers :func:`serialized_response` gives ``payload`` (no other headers),
+    for a handler that answers without building a Response."""
+    headers = ([] if call.accept == JSON_LD
+               else [(b"link", link_header(call.ctx).encode("latin-1"))])
+    headers += [(b"content-length", str(len(payload)).encode()),
+                (b"content-type", call.accept.encode("latin-1"))]
+    return headers
 
 
 def plain_json(body: Any, *, status: int = 200, headers: dict[str, str] | None = None,

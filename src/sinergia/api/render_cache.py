@@ -23,6 +23,7 @@ import orjson
 
 from sinergia.api.http import CallContext, with_context
 from sinergia.ngsild.context import Context
+from sinergia.ngsild.model import Entity
 from sinergia.ngsild.render import RenderOptions, render_entity
 
 # Entries kept. A rendered 10-attribute entity and its stored text are ~4 KB: ~16 MB at most.
@@ -43,8 +44,10 @@ _variants: dict[tuple[int, RenderOptions, str], _Variant] = {}
 _size = 0
 
 
-def rendered(documents: Sequence[str], call: CallContext, opts: RenderOptions) -> list[bytes]:
-    """The JSON of each stored document as the call wants it (one array element each)."""
+def rendered(documents: Sequence[str], call: CallContext, opts: RenderOptions,
+             parsed: Sequence[Entity] | None = None) -> list[bytes]:
+    """The JSON of each stored document as the call wants it (one array element each).
+    ``parsed``, when given, holds the same documents already parsed (not parsed again)."""
     global _size  # noqa: PLW0603 - one cache per process
     ctx, accept = call.ctx, call.accept
     key = (id(ctx), opts, accept)
@@ -53,15 +56,15 @@ def rendered(documents: Sequence[str], call: CallContext, opts: RenderOptions) -
         variant = _variants[key] = _Variant(ctx)
     docs = variant.docs
     out: list[bytes] = []
-    for doc in documents:
+    for i, doc in enumerate(documents):
         body = docs.get(doc)
         if body is not None:
             with suppress(KeyError):  # evicted meanwhile by another thread: still valid
                 docs.move_to_end(doc)
             out.append(body)
             continue
-        body = orjson.dumps(with_context(render_entity(orjson.loads(doc), ctx, opts), ctx,
-                                         accept))
+        entity = orjson.loads(doc) if parsed is None else parsed[i]
+        body = orjson.dumps(with_context(render_entity(entity, ctx, opts), ctx, accept))
         docs[doc] = body
         _size += 1
         out.append(body)

@@ -22,7 +22,7 @@ from sinergia.ngsild.errors import (
 from sinergia.ngsild.model import Attrs, Entity, Instance, now_iso
 from sinergia.ngsild.query import EntityQuery, QueryResult
 from sinergia.ngsild.updates import NotUpdated
-from sinergia.storage.base import Edit, EditFn, EditResult, Store
+from sinergia.storage.base import Edit, EditFn, EditResult, Store, StoredText
 
 BatchOp = Literal["create", "upsert", "update", "merge", "delete"]
 
@@ -46,6 +46,8 @@ class EntityService:
     def __init__(self, store: Store, limits: Limits | None = None) -> None:
         self.store = store
         self.limits = limits or Limits()
+        # checked once: isinstance against a protocol inspects the object every time
+        self._texts = store if isinstance(store, StoredText) else None
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -59,6 +61,13 @@ class EntityService:
             await self.require_tenant(tenant)
             raise ResourceNotFound(f"Entity {entity_id!r} not found")
         return entity
+
+    async def retrieve_document(self, tenant: str, entity_id: str) -> str | None:
+        """The entity's stored JSON text, when the store keeps text and the entity exists;
+        None otherwise (then :meth:`retrieve` gives the entity, or the error)."""
+        if self._texts is None:
+            return None
+        return await self._texts.get_document(tenant, entity_id)
 
     async def query(self, tenant: str, query: EntityQuery) -> QueryResult:
         if query.limit > self.limits.max_limit:

@@ -58,15 +58,24 @@ class QueryResult:
 
     A backend that keeps entities as JSON text may hand over that text (``documents``) instead
     of parsed entities: ``entities`` parses it on first use, and a caller that only serialises
-    the entities can key a cache on the text and never parse what it has seen before."""
+    the entities can key a cache on the text and never parse what it has seen before. A
+    backend that had to parse the text anyway (to test it) hands over both, in the same
+    order, so that neither is made twice."""
 
     __slots__ = ("_entities", "count", "documents")
 
     def __init__(self, entities: list[dict[str, object]] | None = None,
                  count: int | None = None, *, documents: Sequence[str] | None = None) -> None:
+        if entities is not None and documents is not None and len(entities) != len(documents):
+            raise ValueError("entities and documents must be the same entities")
         self._entities = entities
         self.count = count
-        self.documents = documents if entities is None else None
+        self.documents = documents
+
+    @property
+    def parsed(self) -> list[dict[str, object]] | None:
+        """The entities if they are already parsed, else None (without parsing)."""
+        return self._entities
 
     @property
     def entities(self) -> list[dict[str, object]]:

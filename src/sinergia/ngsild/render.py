@@ -118,8 +118,22 @@ def _is_plain(value: Any) -> bool:
     return True
 
 
+# What an instance member becomes in the output (members not listed are dropped).
+_COPY: Final = 1
+_NAMES: Final = 2
+_SUB_ATTRS: Final = 3
+_MEMBER_ACTIONS: Final = {**dict.fromkeys(_COPIED, _COPY), "objectType": _NAMES,
+                          "attrs": _SUB_ATTRS}
+_MEMBER_ACTIONS_SYS: Final = {**_MEMBER_ACTIONS, **dict.fromkeys(_SYSTEM, _COPY)}
+
+
+# Attribute names a renderer remembers (compacted, reserved names checked).
+_NAMES_MEMO: Final = 4096
+
+
 class _Renderer:
-    __slots__ = ("compact", "concise", "dataset_ids", "key_values", "langs", "sys_attrs")
+    __slots__ = ("actions", "attr_names", "compact", "concise", "dataset_ids", "key_values",
+                 "langs", "sys_attrs")
 
     def __init__(self, ctx: Context, opts: RenderOptions) -> None:
         self.compact = ctx.compact
@@ -128,10 +142,23 @@ class _Renderer:
         self.sys_attrs = opts.sys_attrs
         self.langs = _language_preferences(opts.lang)
         self.dataset_ids = opts.dataset_ids
+        # one look-up per member instead of a test per kind of member
+        self.actions = _MEMBER_ACTIONS_SYS if opts.sys_attrs else _MEMBER_ACTIONS
+        self.attr_names: dict[str, str] = {}
 
     def name(self, iri: str, reserved: frozenset[str]) -> str:
         name = self.compact(iri)
         return iri if name in reserved else name
+
+    def attr_name(self, iri: str) -> str:
+        """The output name of an entity's attribute (renderers are shared: see
+        :func:`_renderer`, so this is worked out once per context and attribute)."""
+        name = self.attr_names.get(iri)
+        if name is None:
+            name = self.name(iri, _ENTITY_RESERVED)
+            if len(self.attr_names) < _NAMES_MEMO:
+                self.attr_names[iri] = name
+        return name
 
     def names(self, iris: list[str] | str) -> Any:
         compact = self.compact
@@ -158,13 +185,24 @@ class _Renderer:
             for member in ("createdAt", "modifiedAt"):
                 if member in entity and wanted(member):
                     out[member] = entity[member]
-        for iri, instances in entity.get("attrs", {}).items():
+        attrs = entity.get("attrs", {})
+        if (only is None and pick is None and omit is None and self.dataset_ids is None
+                and not self.key_values):
+            # Every attribute, as is: the commonest rendering, in one tight loop.
+            attr_name, instance = self.attr_name, self.instance
+            for iri, instances in attrs.items():
+                if len(instances) == 1:
+                    out[attr_name(iri)] = instance(instances[0], True)
+                elif instances:
+                    out[attr_name(iri)] = [instance(i, False) for i in instances]
+            return out
+        for iri, instances in attrs.items():
             if ((only is not None and iri not in only) or (pick is not None and iri not in pick)
                     or (omit is not None and iri in omit)):
                 continue
             rendered = self.attribute(instances, self.dataset_ids)
             if rendered is not _MISSING:
-                out[self.name(iri, _ENTITY_RESERVED)] = rendered
+                out[self.attr_name(iri)] = rendered
         return out
 
     def attribute(self, instances: list[Instance], dataset_ids: frozenset[str] | None) -> Any:
@@ -222,19 +260,21 @@ class _Renderer:
         if tag is not None:
             out["lang"] = tag
 
+        actions = self.actions
         for key, item in instance.items():
-            if key in _COPIED:
+            action = actions.get(key)
+            if action is None:
+                continue
+            if action == _COPY:
                 out[key] = item
-            elif key == "objectType":
+            elif action == _NAMES:
                 out[key] = self.names(item)
-            elif key == "attrs":
+            else:
                 for iri, instances in item.items():
                     # datasetId selection is about the entity's attributes, not sub-attributes
                     rendered = self.attribute(instances, None)
                     if rendered is not _MISSING:
                         out[self.name(iri, INSTANCE_MEMBERS)] = rendered
-            elif key in _SYSTEM and self.sys_attrs:
-                out[key] = item
 
         if self.concise and bare_ok and len(out) == 1:
             if kind == PROPERTY and _is_plain(value):
@@ -244,9 +284,15 @@ class _Renderer:
         return out
 
 
+@lru_cache(maxsize=64)
+def _renderer(ctx: Context, opts: RenderOptions) -> _Renderer:
+    """One renderer per context and options, so what it memoises serves every entity."""
+    return _Renderer(ctx, opts)
+
+
 def render_entity(entity: Entity, ctx: Context, opts: RenderOptions) -> dict[str, Any]:
     """The entity as a client sees it (no ``@context`` member; the API adds it)."""
-    return _Renderer(ctx, opts).entity(entity, opts)
+    return _renderer(ctx, opts).entity(entity, opts)
 
 
 def _geometry(entity: Entity, opts: RenderOptions) -> Any:
@@ -263,7 +309,7 @@ def render_feature(entity: Entity, ctx: Context, opts: RenderOptions) -> dict[st
     """A GeoJSON Feature: ``id``, ``type: Feature``, ``geometry`` from
     ``opts.geometry_property`` (null when absent), ``properties`` = the rendered entity (with
     ``type`` = the entity type) minus nothing."""
-    properties = _Renderer(ctx, opts).entity(entity, opts)
+    properties = _renderer(ctx, opts).entity(entity, opts)
     properties.pop("id", None)
     return {"id": entity["id"], "type": "Feature", "geometry": _geometry(entity, opts),
             "properties": properties}
@@ -272,7 +318,7 @@ def render_feature(entity: Entity, ctx: Context, opts: RenderOptions) -> dict[st
 def render_feature_collection(entities: list[Entity], ctx: Context,
                               opts: RenderOptions) -> dict[str, Any]:
     """A GeoJSON FeatureCollection of :func:`render_feature` features, in order."""
-    renderer = _Renderer(ctx, opts)
+    renderer = _renderer(ctx, opts)
     features = []
     for entity in entities:
         properties = renderer.entity(entity, opts)

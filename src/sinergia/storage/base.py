@@ -341,6 +341,16 @@ class Store(Protocol):
         Called repeatedly in the background so a large purge never blocks writers long."""
 
 
+@runtime_checkable
+class StoredText(Protocol):
+    """What a backend that keeps each entity as JSON text may offer besides :class:`Store`:
+    the text as stored, so that a reader that only serialises the entity can key a cache on
+    it (as :attr:`QueryResult.documents` does for queries) instead of parsing it."""
+
+    async def get_document(self, tenant: str, entity_id: str) -> str | None:
+        """The stored JSON text of the entity (internal form), or None when there is none."""
+
+
 # URL scheme -> "module:Class". Drivers are imported only when their scheme is used.
 BACKENDS: dict[str, str] = {
     "sqlite": "sinergia.storage.sqlite:SQLiteStore",

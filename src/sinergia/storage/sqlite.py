@@ -55,6 +55,10 @@ _ApplyCall = tuple[str, list[Edit], tuple[str, int | None] | None]
 _ApplyOutcome = tuple[list[EditResult], list[OutboxItem]] | BaseException | None
 
 
+# Page cache of each reader connection, in KiB.
+_READER_CACHE_KIB = 32 * 1024
+
+
 def path_from_url(url: str) -> str:
     """``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or ``sqlite:///:memory:``."""
     if not url.startswith("sqlite:///"):
@@ -96,6 +100,10 @@ class SQLiteStore:
         self._local = threading.local()
         self._keepalive: sqlite3.Connection | None = None
         self._all_readers: list[sqlite3.Connection] = []
+        # Connections of the reader threads, taken and given back per query: anyio retires
+        # idle worker threads, so a connection per thread would pile up (each with its own
+        # page cache) as threads come and go. The limiter keeps at most ``readers`` in use.
+        self._idle_readers: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
 
     # -- connections ---------------------------------------------------------------------
@@ -117,14 +125,24 @@ class SQLiteStore:
         migrate(conn)
         return conn
 
+    def _new_reader(self) -> sqlite3.Connection:
+        conn = self._connect()
+        conn.execute("PRAGMA query_only = ON")
+        # Readers are several (the pool and each event loop's own): each with the writer's
+        # 64 MiB page cache and 256 MiB map, a big database read at random would make the
+        # server's memory several times that. A map is per connection, and every page it has
+        # touched counts as the process's own; copies from the OS page cache cost little more.
+        conn.execute(f"PRAGMA cache_size = -{_READER_CACHE_KIB}")
+        conn.execute("PRAGMA mmap_size = 0")
+        with self._lock:
+            self._all_readers.append(conn)
+        return conn
+
     def _reader(self) -> sqlite3.Connection:
+        """The calling thread's own connection, for reads inline on an event loop thread."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._connect()
-            conn.execute("PRAGMA query_only = ON")
-            self._local.conn = conn
-            with self._lock:
-                self._all_readers.append(conn)
+            conn = self._local.conn = self._new_reader()
         return conn
 
     async def open(self) -> None:
@@ -138,6 +156,7 @@ class SQLiteStore:
             for conn in self._all_readers:
                 conn.close()
             self._all_readers.clear()
+            self._idle_readers.clear()
         self._local = threading.local()
         if self._keepalive is not None:
             self._keepalive.close()
@@ -145,7 +164,15 @@ class SQLiteStore:
 
     async def _read(self, fn: Any, *args: Any) -> Any:
         def run() -> Any:
-            return fn(self._reader(), *args)
+            with self._lock:
+                conn = self._idle_readers.pop() if self._idle_readers else None
+            if conn is None:
+                conn = self._new_reader()
+            try:
+                return fn(conn, *args)
+            finally:
+                with self._lock:
+                    self._idle_readers.append(conn)
 
         return await anyio.to_thread.run_sync(run, limiter=self._readers)
 
@@ -348,11 +375,15 @@ class SQLiteStore:
     # -- reads ---------------------------------------------------------------------------
 
     async def get_entity(self, tenant: str, entity_id: str) -> Entity | None:
+        doc = await self.get_document(tenant, entity_id)
+        return None if doc is None else orjson.loads(doc)
+
+    async def get_document(self, tenant: str, entity_id: str) -> str | None:
         # Inline on the calling thread: one indexed look-up is cheaper than a thread hop.
         row = self._reader().execute(
             "SELECT doc FROM entities WHERE tenant = ? AND id = ?", (tenant, entity_id)
         ).fetchone()
-        return None if row is None else orjson.loads(row[0])
+        return None if row is None else str(row[0])
 
     async def query_entities(self, tenant: str, query: EntityQuery) -> QueryResult:
         result: QueryResult = await self._read(_query, tenant, query)
@@ -615,25 +646,54 @@ def _query(conn: sqlite3.Connection, tenant: str, query: EntityQuery) -> QueryRe
     return QueryResult(count=count, documents=documents)
 
 
+# Documents read in the first slice of geo candidates (then twice as many each time).
+_GEO_SLICE = 128
+
+
 def _geo_query(conn: sqlite3.Connection, tenant: str, query: EntityQuery) -> QueryResult:
-    """Index prefilter (R*Tree box) in SQL, exact predicate in Python, then paginate."""
+    """Index prefilter (R*Tree box) in SQL, exact predicate in Python, then paginate. The
+    candidates' row ids come first (cheap: no entity row is read to sort them); their
+    documents are then read a slice at a time, so a page that fills early reads few."""
     assert query.geo is not None
     predicate = make_predicate(query.geo)
     attr = query.geo.geoproperty
-    sql, params = select_sql(tenant, query, paginate=False)
-    matches: list[dict[str, object]] = []
+    sql, params = select_sql(tenant, query, paginate=False, column="e.rid")
     wanted = query.offset + query.limit
+    docs: list[str] = []
+    entities: list[Entity] = []
     count = 0
-    for (doc,) in conn.execute(sql, params):
-        entity = orjson.loads(doc)
-        if any(predicate(instance["value"]) for instance in entity["attrs"].get(attr, ())
-               if isinstance(instance.get("value"), dict)):
-            count += 1
-            if len(matches) < wanted:
-                matches.append(entity)
-            elif not query.count:
-                break
-    return QueryResult(matches[query.offset:wanted], count if query.count else None)
+    conn.execute("BEGIN")  # one snapshot for the ids and the documents
+    try:
+        rids = [rid for (rid,) in conn.execute(sql, params)]
+        start, step = 0, _GEO_SLICE
+        while start < len(rids) and (query.count or len(docs) < wanted):
+            chunk = rids[start:start + step]
+            start += step
+            step = min(step * 2, 500)  # SQLite allows 999 parameters in old builds
+            marks = ",".join("?" * len(chunk))
+            found = dict(conn.execute(
+                f"SELECT rid, doc FROM entities WHERE rid IN ({marks})",  # noqa: S608
+                chunk).fetchall())
+            for rid in chunk:
+                doc = found.get(rid)
+                if doc is None:
+                    continue
+                entity = orjson.loads(doc)
+                if not any(predicate(instance["value"])
+                           for instance in entity["attrs"].get(attr, ())
+                           if isinstance(instance.get("value"), dict)):
+                    continue
+                count += 1
+                if len(docs) < wanted:
+                    docs.append(doc)
+                    entities.append(entity)
+                elif not query.count:
+                    break
+    finally:
+        conn.execute("COMMIT")
+    return QueryResult(entities[query.offset:wanted], count if query.count else None,
+                       documents=docs[query.offset:wanted])
+
 
 
 def _entity_types(conn: sqlite3.Connection, tenant: str) -> list[TypeInfo]:

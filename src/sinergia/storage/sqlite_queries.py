@@ -92,10 +92,15 @@ def _where(tenant: str, query: EntityQuery) -> tuple[str, str, Params]:
     return sources, " AND ".join(clauses), params
 
 
-def select_sql(tenant: str, query: EntityQuery, *, paginate: bool = True) -> tuple[str, Params]:
+def select_sql(tenant: str, query: EntityQuery, *, paginate: bool = True,
+               column: str = "e.doc") -> tuple[str, Params]:
+    """The documents (or ``column``, e.g. ``e.rid``) of the selected entities, by row id."""
     sources, where, params = _where(tenant, query)
-    order = "t.rid" if sources.startswith("entity_types") else "e.rid"
-    sql = f"SELECT e.doc FROM {sources} WHERE {where} ORDER BY {order}"  # noqa: S608
+    # Order by the column of the driving side: with the R*Tree candidates (c) the sort runs
+    # on their row ids, before the entity rows are joined.
+    order = ("t.rid" if sources.startswith("entity_types")
+             else "c.rid" if sources.startswith("(") else "e.rid")
+    sql = f"SELECT {column} FROM {sources} WHERE {where} ORDER BY {order}"  # noqa: S608
     if paginate:
         sql += " LIMIT ? OFFSET ?"
         params.extend((query.limit, query.offset))
