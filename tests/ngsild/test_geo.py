@@ -602,3 +602,30 @@ def test_query_bbox_holds_every_polygon_match(lon: float, lat: float, size: floa
             candidate = point(lon + fx * size, max(-90.0, min(90.0, lat + fy * size)))
             if test(candidate):
                 assert within_box(candidate, box), (georel, candidate, box)
+
+
+_COORDINATE = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True), st.integers(-400, 400),
+    st.booleans(), st.none(), st.text(max_size=2), st.lists(st.floats(), max_size=2))
+
+
+@settings(max_examples=400)
+@given(st.one_of(st.lists(_COORDINATE, max_size=4), _COORDINATE,
+                 st.tuples(st.floats(-200, 200), st.floats(-100, 100))))
+def test_the_position_fast_path_agrees_with_the_checked_one(value: Any) -> None:
+    """A position passing the quick check returns what the full check would; every other one
+    goes the full way, so its error (or its result) is that of the full check."""
+    def outcome(fn: Any) -> Any:
+        budget = geo._Budget()
+        try:
+            return fn(value, "p", budget), budget.positions
+        except BadRequestData as exc:
+            return str(exc), budget.positions
+
+    assert outcome(geo._position) == outcome(geo._checked_position)
+
+
+def test_the_position_fast_path_keeps_the_position_budget() -> None:
+    budget = geo._Budget(positions=MAX_POSITIONS)
+    with pytest.raises(BadRequestData, match="more than"):
+        geo._position([9.0, 45.0], "p", budget)

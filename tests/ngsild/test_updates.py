@@ -106,6 +106,18 @@ def test_create_ignores_client_timestamps() -> None:
     assert only(entity, TEMP)["createdAt"] == T0
 
 
+@pytest.mark.parametrize("stamps", [{}, {"createdAt": "1999-01-01T00:00:00Z"},
+                                     {"modifiedAt": "1999-01-01T00:00:00Z"},
+                                     {"createdAt": "x", "modifiedAt": "y"}])
+def test_create_stamps_alike_with_or_without_client_timestamps(stamps: dict[str, str]) -> None:
+    """Instances without system members (all parsed input) take a quicker way to the same
+    stamped instance, member order included."""
+    entity = create_entity(None, new_entity({TEMP: [prop(20, unitCode="CEL", **stamps)]}), T0)
+    assert list(only(entity, TEMP).items()) == [
+        ("type", "Property"), ("value", 20), ("unitCode", "CEL"), ("createdAt", T0),
+        ("modifiedAt", T0)]
+
+
 def test_create_of_existing_entity_is_already_exists() -> None:
     with pytest.raises(AlreadyExists):
         create_entity(temperature_entity(), new_entity({}), T1)

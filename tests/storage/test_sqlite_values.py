@@ -19,7 +19,7 @@ from sinergia.ngsild.query import EntityQuery
 from sinergia.storage.base import Edit
 from sinergia.storage.sqlite import SQLiteStore
 from sinergia.storage.sqlite_schema import MIGRATIONS, migrate
-from sinergia.storage.sqlite_values import value_rows
+from sinergia.storage.sqlite_values import AttrIds, sync_values, value_rows
 
 pytestmark = pytest.mark.anyio
 
@@ -178,3 +178,21 @@ def test_a_database_made_before_the_table_existed_is_filled(tmp_path: Path) -> N
     conn.close()
     assert _table(path) == _expected(path)
     assert len(_table(path)) == 2500
+
+
+def test_a_new_entity_gets_the_rows_an_empty_one_would_change_into(tmp_path: Path) -> None:
+    """sync_values writes a created entity's rows without comparing: the same rows as
+    bringing an attribute-less version of it up to date."""
+    entity = {"id": "urn:e:1", "type": [EX + "T"], "attrs": {
+        EX + "n": [p(5)], EX + "s": [p("on")], EX + "list": [p([1])],
+        EX + "r": [{"type": "Relationship", "object": "urn:x:1"}]}}
+    tables = []
+    for before in (None, {"id": "urn:e:1", "type": [EX + "T"], "attrs": {}}):
+        conn = sqlite3.connect(":memory:")
+        migrate(conn)
+        sync_values(conn, AttrIds(), [(1, before, entity)])
+        tables.append(conn.execute("SELECT n.iri, v.t, v.v FROM attr_values v "
+                                   "JOIN attr_names n USING (aid) ORDER BY n.iri").fetchall())
+        conn.close()
+    assert tables[0] == tables[1] == [
+        (EX + "n", "integer", 5), (EX + "r", "text", "urn:x:1"), (EX + "s", "text", "on")]

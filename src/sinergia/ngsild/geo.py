@@ -179,6 +179,20 @@ def _number(value: object, path: str, name: str) -> float:
 
 
 def _position(value: object, path: str, budget: _Budget) -> list[float]:
+    if type(value) is list and 2 <= len(value) <= 3 and budget.positions < MAX_POSITIONS:
+        # The common case, checked without building the messages of the errors it cannot
+        # raise: finite float coordinates, longitude and latitude in range.
+        lon, lat = value[0], value[1]
+        if (type(lon) is float and type(lat) is float and -180.0 <= lon <= 180.0
+                and -90.0 <= lat <= 90.0
+                and (len(value) == 2 or (type(value[2]) is float and math.isfinite(value[2])))):
+            budget.positions += 1
+            return list(value)
+    return _checked_position(value, path, budget)
+
+
+def _checked_position(value: object, path: str, budget: _Budget) -> list[float]:
+    """:func:`_position` the long way: every check, each with its own message."""
     if not isinstance(value, (list, tuple)):
         raise BadRequestData(f"{path}: expected a position [longitude, latitude] or "
                              f"[longitude, latitude, altitude], got {_describe(value)}")

@@ -479,6 +479,9 @@ def _without_system(instance: Instance) -> Instance:
 
 
 def _stamp_new(instance: Instance, now: str) -> Instance:
+    if "createdAt" not in instance and "modifiedAt" not in instance:
+        # Parsed input never carries them: one copy, the stamps appended as below.
+        return {**instance, "createdAt": now, "modifiedAt": now}
     stamped = _without_system(instance)
     stamped["createdAt"] = now
     stamped["modifiedAt"] = now
@@ -594,6 +597,8 @@ def _check_complete(name: str, instance: Instance, operation: str) -> None:
     if _is_null_value(kind, instance[member]):
         raise BadRequestData(f"attribute {name}: NGSI-LD Null is not allowed in {operation}")
     _check_dataset_id(name, instance)
+    if "attrs" not in instance:  # the common case: no sub-attributes to look into
+        return
     for sub_name, subs in _subattrs(name, instance).items():
         _check_instance_list(f"{name}.{sub_name}", subs)
         for sub in subs:

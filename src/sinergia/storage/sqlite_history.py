@@ -54,22 +54,44 @@ def add_many(conn: sqlite3.Connection, tenant: str,
     per call, not per entity: a batch of a thousand entities is one call."""
     if not changes:
         return
-    heids = _entity_rows(conn, tenant, [(entity_id, types) for entity_id, types, _ in changes])
-    sids = _series_rows(conn, list(dict.fromkeys(
-        (heids[entity_id], item.attr) for entity_id, _, instances in changes
-        for item in instances)))
+    heids, fresh = _entity_rows(conn, tenant,
+                                [(entity_id, types) for entity_id, types, _ in changes])
+    # Entities recorded for the first time have no series yet: only the others are looked up.
+    sids = _known_series(conn, sorted({heid for heid in heids.values() if heid not in fresh}))
+    (next_sid,) = conn.execute("SELECT coalesce(max(sid), 0) + 1 FROM history_series").fetchone()
+    new_series: list[tuple[int, int, str]] = []
     to_ms = lru_cache(maxsize=256)(iso_to_ms)  # most instances of a call share their times
+    dumps = orjson.dumps
     rows = []
     for entity_id, _, instances in changes:
         heid = heids[entity_id]
         for item in instances:
+            sid = sids.get((heid, item.attr))
+            if sid is None:
+                sid = sids[heid, item.attr] = next_sid
+                new_series.append((sid, heid, item.attr))
+                next_sid += 1
             modified_ms = to_ms(item.modified_at)
-            t_ms = to_ms(item.observed_at) if item.observed_at else modified_ms
-            rows.append((sids[heid, item.attr], t_ms, modified_ms, item.instance_id,
-                         int(item.deleted), int(item.created_at is not None), item.numeric,
-                         orjson.dumps(item.instance).decode()))
+            rows.append((sid, to_ms(item.observed_at) if item.observed_at else modified_ms,
+                         modified_ms, item.instance_id, int(item.deleted),
+                         int(item.created_at is not None), item.numeric,
+                         _instance_text(dumps(item.instance), item.instance_id)))
+    if new_series:
+        conn.executemany("INSERT INTO history_series (sid, heid, attr) VALUES (?, ?, ?)",
+                         new_series)
     conn.executemany("INSERT INTO history (sid, t_ms, modified_ms, instance_id, deleted, created,"
                      " num, instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _instance_text(text: bytes, instance_id: str) -> str:
+    """The stored text of a recorded instance: without its ``instanceId`` when that is the last
+    member (as :mod:`sinergia.ngsild.history` builds records), since the ``instance_id``
+    column holds it and :func:`_instance` puts it back in the same place. It is a third of the
+    text, and history is most of what a write adds to the database file."""
+    tail = f',"instanceId":"{instance_id}"}}'.encode()
+    if text.endswith(tail):
+        return text[:-len(tail)].decode() + "}"
+    return text.decode()
 
 
 def _chunks(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
@@ -77,9 +99,9 @@ def _chunks(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
 
 
 def _entity_rows(conn: sqlite3.Connection, tenant: str,
-                 entities: Sequence[tuple[str, Sequence[str]]]) -> dict[str, int]:
-    """Entity id → ``history_entities.heid``, adding the entities not recorded yet and
-    updating the types of those whose types changed."""
+                 entities: Sequence[tuple[str, Sequence[str]]]) -> tuple[dict[str, int], set[int]]:
+    """Entity id → ``history_entities.heid``, adding the entities not recorded yet (their
+    heids are the set returned) and updating the types of those whose types changed."""
     wanted = {entity_id: orjson.dumps(sorted(types)).decode() for entity_id, types in entities}
     types_of: dict[str, dict[str, None]] = {}  # every type an entity had in this call
     for entity_id, types in entities:
@@ -95,12 +117,14 @@ def _entity_rows(conn: sqlite3.Connection, tenant: str,
     retyped = [(types_json, found[entity_id][0]) for entity_id, types_json in wanted.items()
                if entity_id in found and found[entity_id][1] != types_json]
     missing = [entity_id for entity_id in wanted if entity_id not in found]
+    fresh: set[int] = set()
     if missing:
         # Inside the write transaction nobody else can take these ids.
         (next_heid,) = conn.execute(
             "SELECT coalesce(max(heid), 0) + 1 FROM history_entities").fetchone()
         for offset, entity_id in enumerate(missing):
             heids[entity_id] = next_heid + offset
+        fresh = set(range(next_heid, next_heid + len(missing)))
         conn.executemany("INSERT INTO history_entities (heid, tenant, id, types) "
                          "VALUES (?, ?, ?, ?)",
                          [(heids[i], tenant, i, wanted[i]) for i in missing])
@@ -112,31 +136,18 @@ def _entity_rows(conn: sqlite3.Connection, tenant: str,
         conn.executemany(
             "INSERT OR IGNORE INTO history_types (tenant, type, heid) VALUES (?, ?, ?)",
             [(tenant, t, heids[entity_id]) for entity_id in typed for t in types_of[entity_id]])
-    return heids
+    return heids, fresh
 
 
-def _series_rows(conn: sqlite3.Connection,
-                 series: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
-    """(heid, attribute) → ``history_series.sid``, adding (in order) the series that do not
-    exist."""
+def _known_series(conn: sqlite3.Connection, heids: list[int]) -> dict[tuple[int, str], int]:
+    """(heid, attribute) → ``history_series.sid`` of every series of these entities."""
     sids: dict[tuple[int, str], int] = {}
-    wanted = set(series)
-    heids = sorted({heid for heid, _ in series})
     for chunk in _chunks(heids):
         marks = ",".join("?" * len(chunk))
         for sid, heid, attr in conn.execute(
                 f"SELECT sid, heid, attr FROM history_series WHERE heid IN ({marks})",  # noqa: S608
                 chunk):
-            if (heid, attr) in wanted:
-                sids[heid, attr] = sid
-    missing = [key for key in series if key not in sids]
-    if missing:
-        (next_sid,) = conn.execute(
-            "SELECT coalesce(max(sid), 0) + 1 FROM history_series").fetchone()
-        for offset, key in enumerate(missing):
-            sids[key] = next_sid + offset
-        conn.executemany("INSERT INTO history_series (sid, heid, attr) VALUES (?, ?, ?)",
-                         [(sids[key], *key) for key in missing])
+            sids[heid, attr] = sid
     return sids
 
 

@@ -101,6 +101,9 @@ def sync_values(conn: sqlite3.Connection, attr_ids: AttrIds,
     removed: list[tuple[int, str]] = []
     written: list[tuple[int, str, str, Any]] = []
     for rid, before, after in changes:
+        if before is None:  # a new entity: every row is written, nothing to compare
+            written.extend([(rid, iri, t, v) for iri, (t, v) in value_rows(after).items()])
+            continue
         # The update rules share unchanged instance lists between versions: skip those.
         old_attrs = None if before is None else before.get("attrs")
         new_attrs = None if after is None else after.get("attrs")

@@ -1,0 +1,70 @@
+"""How the SQLite store writes history: the stored text of a record (its ``instanceId`` left to
+the column), and new and known entities and series recorded by one write. What the temporal
+API reads back is covered for both backends by the contract suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from sinergia.ngsild.history import deletion_record, history_instances
+from sinergia.ngsild.model import Entity
+from sinergia.storage.base import Edit, HistoryQuery
+from sinergia.storage.sqlite import SQLiteStore
+from sinergia.storage.sqlite_history import _instance, _instance_text
+
+pytestmark = pytest.mark.anyio
+
+EX = "https://ex.org/"
+NOW = "2026-01-01T00:00:00.000Z"
+
+
+def entity(entity_id: str, **values: Any) -> Entity:
+    return {"id": entity_id, "type": [EX + "T"], "attrs": {
+        EX + name: [{"type": "Property", "value": value, "createdAt": NOW, "modifiedAt": NOW}]
+        for name, value in values.items()}}
+
+
+def test_a_stored_record_reads_back_as_recorded_without_storing_its_id_twice() -> None:
+    before = entity("urn:e:1", a=1, b="x")
+    after = entity("urn:e:1", a=2, c=[1, 2])
+    records = history_instances(before, after, now=NOW)
+    records.append(deletion_record(EX + "b", before["attrs"][EX + "b"][0], NOW))
+    assert {r.deleted for r in records} == {False, True}
+    for record in records:
+        text = _instance_text(orjson.dumps(record.instance), record.instance_id)
+        assert record.instance_id not in text
+        read = _instance(record.instance_id, 0, int(record.deleted), text)
+        assert list(read.items()) == list(record.instance.items())
+
+
+def test_a_record_whose_id_is_not_its_last_member_is_stored_whole() -> None:
+    instance = {"type": "Property", "instanceId": "urn:i:1", "value": 1}
+    text = _instance_text(orjson.dumps(instance), "urn:i:1")
+    assert orjson.loads(text) == instance
+
+
+async def test_one_write_records_new_and_known_entities_and_series(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'h.db'}", synchronous="normal")
+    await store.open()
+    try:
+        await store.apply("", [Edit("urn:e:1", lambda _: entity("urn:e:1", a=1))])
+        # One call: a known entity gains a series and extends one; a new entity has both.
+        await store.apply("", [
+            Edit("urn:e:1", lambda _: entity("urn:e:1", a=2, b=3)),
+            Edit("urn:e:2", lambda _: entity("urn:e:2", a=10, b=20)),
+        ])
+        result = await store.query_history("", HistoryQuery(timeproperty="modifiedAt"))
+    finally:
+        await store.close()
+    values = {te.id: {attr: [i["value"] for i in instances]
+                             for attr, instances in te.attrs.items()}
+              for te in result.entities}
+    assert values == {"urn:e:1": {EX + "a": [1, 2], EX + "b": [3]},
+                      "urn:e:2": {EX + "a": [10], EX + "b": [20]}}
+    ids = [i["instanceId"] for te in result.entities for insts in te.attrs.values()
+           for i in insts]
+    assert len(set(ids)) == len(ids) == 5
