@@ -71,8 +71,8 @@ def _publish_packet(props: Properties | None, payload: bytes) -> bytes:
     return len(topic).to_bytes(2, "big") + topic + (7).to_bytes(2, "big") + packed + payload
 
 
-# MQTT strings never hold U+0000 [MQTT-1.5.4-2]: paho refuses such a packet.
-_MQTT_TEXT = st.text(alphabet=st.characters(exclude_characters="\0"), max_size=20)
+# MQTT strings are UTF-8 without U+0000 [MQTT-1.5.4-1, -2]: paho refuses others.
+_MQTT_TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\0"), max_size=20)
 _PROPERTIES = st.fixed_dictionaries({}, optional={
     "MessageExpiryInterval": st.integers(0, 2**32 - 1),
     "ContentType": _MQTT_TEXT,
