@@ -214,14 +214,12 @@ async def test_the_whole_loop_over_http(settings: Settings) -> None:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http, \
                 anyio.create_task_group() as running:
             await load_installation(http)
+            lighting.listeners.append(cycles.send_nowait)
             running.start_soon(lighting.run, app)
-            with anyio.fail_after(20):
-                while lighting.service is None:
-                    await anyio.sleep(0.01)
-            lighting.service.listeners.append(cycles.send_nowait)
             with anyio.fail_after(20):
                 first = await results.receive()  # subscribed, read the installation
             assert first.at is None
+            assert lighting.service is not None
             subs = await http.get(f"{BASE}/subscriptions")
             assert {s["id"] for s in subs.json()} == {
                 lighting.service.traffic_subscription_id,

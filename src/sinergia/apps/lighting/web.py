@@ -14,6 +14,7 @@ URL.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import httpx
@@ -25,7 +26,12 @@ from starlette.types import ASGIApp
 
 from sinergia.apps.lighting.client import BrokerApi
 from sinergia.apps.lighting.register import LANGUAGES, Language, register_html, register_json
-from sinergia.apps.lighting.service import TOKEN_HEADER, LightingConfig, LightingService
+from sinergia.apps.lighting.service import (
+    TOKEN_HEADER,
+    CycleResult,
+    LightingConfig,
+    LightingService,
+)
 
 if TYPE_CHECKING:
     from sinergia.api.runtime import Runtime
@@ -65,6 +71,8 @@ class LightingApp:
         self.config = config or LightingConfig()
         self.notify_url = notify_url
         self.service: LightingService | None = None
+        # told of every cycle, the first included (the service is made inside run())
+        self.listeners: list[Callable[[CycleResult], None]] = []
         self.mount = Mount(MOUNT, routes=[
             Route("/algorithm", self.algorithm, methods=["GET"]),
             Route("/notify", self.notify, methods=["POST"]),
@@ -103,6 +111,7 @@ class LightingApp:
                                      timeout=60.0) as client:
             self.service = LightingService(BrokerApi(client, tenant=self.config.tenant),
                                            self.config)
+            self.service.listeners = self.listeners
             await self.service.run(self.notify_url)
 
 
