@@ -55,7 +55,7 @@ def show_settings(
     for s in SETTINGS:
         value = getattr(current, s.name)
         shown = "'********'" if s.name in SECRET_SETTINGS and value else repr(value)
-        table.add_row(s.flag, s.env, shown, s.help)
+        table.add_row(", ".join((s.flag, *s.aliases)), s.env, shown, s.help)
     console.print(table)
 
 
@@ -116,7 +116,8 @@ def demo(
 
 @db_app.command("upgrade")
 def db_upgrade(
-    database_url: str = typer.Option(None, "--database-url", help="Database URL to upgrade."),
+    database_url: str = typer.Option(None, "--database-url", "--database",
+                                     help="Database URL to upgrade."),
 ) -> None:
     """Create the schema or migrate it to the latest version."""
     from sinergia.storage.base import open_store
@@ -140,7 +141,7 @@ def _serve_parameter(setting: Setting) -> inspect.Parameter:
         option = typer.Option(None, f"--{name}/--no-{name}", help=help_text)
         annotation: Any = bool | None
     else:
-        option = typer.Option(None, setting.flag, help=help_text)
+        option = typer.Option(None, setting.flag, *setting.aliases, help=help_text)
         annotation = {int: int, float: float}.get(setting.type, str) | None
     return inspect.Parameter(setting.name, inspect.Parameter.KEYWORD_ONLY, default=option,
                              annotation=annotation)

@@ -21,6 +21,7 @@ class Setting:
     type: type
     default: Any
     help: str
+    aliases: tuple[str, ...] = ()  # further command-line flags, e.g. the short --database
 
     @property
     def env(self) -> str:
@@ -57,11 +58,12 @@ def _parse_map(raw: str) -> dict[str, str]:
     return result
 
 
-def _s(default: Any, help: str) -> Any:
+def _s(default: Any, help: str, aliases: tuple[str, ...] = ()) -> Any:
     """A settings field: its default and the help text shown in --help, env docs and docs/."""
+    metadata = {"help": help, "aliases": aliases}
     if isinstance(default, dict):
-        return field(default_factory=lambda: dict(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=lambda: dict(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +72,7 @@ class Settings:
 
     database_url: str = _s("sqlite:///./sinergia.db",
                            "Where entities are stored: sqlite:///path.db (embedded) or "
-                           "postgresql://user@host/db.")
+                           "postgresql://user@host/db.", aliases=("--database",))
     host: str = _s("127.0.0.1", "Interface the HTTP server listens on.")
     port: int = _s(1026, "TCP port of the HTTP server (1026 is the NGSI-LD custom).")
     workers: int = _s(1, "Number of server processes.")
@@ -175,7 +177,7 @@ def _table() -> tuple[Setting, ...]:
     defaults = Settings()
     return tuple(
         Setting(f.name, _TYPES[f.type if isinstance(f.type, str) else f.type.__name__],
-                getattr(defaults, f.name), f.metadata["help"])
+                getattr(defaults, f.name), f.metadata["help"], f.metadata.get("aliases", ()))
         for f in fields(Settings)
     )
 
@@ -207,5 +209,6 @@ def markdown_table() -> str:
     lines = ["| Setting | Environment variable | Default | Meaning |", "|---|---|---|---|"]
     for s in SETTINGS:
         default = s.default if s.default not in ({}, "") else "—"
-        lines.append(f"| `{s.flag}` | `{s.env}` | `{default}` | {s.help} |")
+        flags = ", ".join(f"`{flag}`" for flag in (s.flag, *s.aliases))
+        lines.append(f"| {flags} | `{s.env}` | `{default}` | {s.help} |")
     return "\n".join(lines)

@@ -58,7 +58,7 @@ class ServerProcess:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         command = [*sinergia_command(), "serve", "--host", "127.0.0.1",
-                   "--port", str(self.port), "--database-url", database_url,
+                   "--port", str(self.port), "--database", database_url,  # the short flag
                    "--no-allow-remote-contexts", *args]
         with log_path.open("wb") as log:
             self.process = subprocess.Popen(

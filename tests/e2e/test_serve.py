@@ -313,6 +313,8 @@ def test_serve_help_documents_every_setting() -> None:
         row = shown[start:end]
         assert setting.help in row, (setting.name, row)
         assert setting.env in row, (setting.name, row)
+        for alias in setting.aliases:
+            assert alias in row, (setting.name, row)
         assert str(setting.default) in row, (setting.name, row)
         if setting.type is bool:
             assert f"--no-{setting.flag[2:]}" in row, (setting.name, row)
