@@ -22,6 +22,7 @@ from sinergia.api.http import (
     request_context,
     serialized_response,
     tenant_of,
+    uri_param,
 )
 from sinergia.api.params import (
     QUERY_ENTITIES,
@@ -34,7 +35,7 @@ from sinergia.api.params import (
 )
 from sinergia.api.runtime import Runtime, runtime
 from sinergia.ngsild.context import Context
-from sinergia.ngsild.entity import is_uri, parse_attribute, parse_attributes, parse_entity
+from sinergia.ngsild.entity import parse_attribute, parse_attributes, parse_entity
 from sinergia.ngsild.errors import BadRequestData, ResourceNotFound
 from sinergia.ngsild.model import Entity
 from sinergia.ngsild.render import (
@@ -49,10 +50,7 @@ BASE = "/ngsi-ld/v1"
 
 
 def _entity_id(request: Request) -> str:
-    entity_id: str = request.path_params["entity_id"]
-    if not is_uri(entity_id):
-        raise BadRequestData(f"Entity id {entity_id[:200]!r} is not a URI")
-    return entity_id
+    return uri_param(request, "entity_id", "Entity")
 
 
 async def _read_call(request: Request, *, geojson: bool = True) -> CallContext:

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sinergia.ngsild.context import Context, ContextResolver
+from sinergia.ngsild.entity import is_uri
 from sinergia.ngsild.errors import (
     BadRequestData,
     InvalidRequest,
@@ -58,6 +59,14 @@ def checked_tenant(tenant: str) -> str:
         raise BadRequestData(
             "NGSILD-Tenant must be 1-64 letters, digits, '_' or '-'; got " + repr(tenant[:80]))
     return tenant
+
+
+def uri_param(request: Request, name: str, what: str) -> str:
+    """The path parameter ``name``, which must be a URI (BadRequestData naming ``what``)."""
+    value: str = request.path_params[name]
+    if not is_uri(value):
+        raise BadRequestData(f"{what} id {value[:200]!r} is not a URI")
+    return value
 
 
 def link_context_url(request: Request) -> str | None:

@@ -17,22 +17,19 @@ from sinergia.api.http import (
     no_content,
     request_context,
     tenant_of,
+    uri_param,
 )
 from sinergia.api.params import LIST_SUBSCRIPTIONS, WRITE, int_param, refuse_unknown
 from sinergia.api.runtime import runtime
 from sinergia.broker.subscriptions import StoredSubscription
 from sinergia.ngsild.context import Context
-from sinergia.ngsild.entity import is_uri
-from sinergia.ngsild.errors import BadRequestData, TooManyResults
+from sinergia.ngsild.errors import TooManyResults
 from sinergia.ngsild.model import now_iso
 from sinergia.ngsild.subscription import SubscriptionStatus, render_subscription
 
 
 def _sub_id(request: Request) -> str:
-    sub_id: str = request.path_params["sub_id"]
-    if not is_uri(sub_id):
-        raise BadRequestData(f"Subscription id {sub_id[:200]!r} is not a URI")
-    return sub_id
+    return uri_param(request, "sub_id", "Subscription")
 
 
 def _render(stored: StoredSubscription, ctx: Context) -> dict[str, object]:

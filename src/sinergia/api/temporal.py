@@ -19,6 +19,7 @@ from sinergia.api.http import (
     no_content,
     request_context,
     tenant_of,
+    uri_param,
 )
 from sinergia.api.params import (
     TEMPORAL_QUERY,
@@ -31,7 +32,6 @@ from sinergia.api.runtime import runtime
 from sinergia.broker.temporal import Selection, TemporalResult
 from sinergia.ngsild.aggregation import Aggregation, parse_aggr_methods, parse_period
 from sinergia.ngsild.context import Context
-from sinergia.ngsild.entity import is_uri
 from sinergia.ngsild.errors import BadRequestData
 from sinergia.ngsild.query import EntityQuery
 from sinergia.ngsild.temporal import (
@@ -50,10 +50,7 @@ from sinergia.ngsild.temporal import (
 
 
 def _entity_id(request: Request) -> str:
-    entity_id: str = request.path_params["entity_id"]
-    if not is_uri(entity_id):
-        raise BadRequestData(f"Entity id {entity_id[:200]!r} is not a URI")
-    return entity_id
+    return uri_param(request, "entity_id", "Entity")
 
 
 def _selection(query: EntityQuery) -> Selection:

@@ -12,9 +12,10 @@ row locks) and runs the write again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from itertools import groupby
 from typing import Any, NamedTuple
 
@@ -153,20 +154,11 @@ def rows_for_instances(entity_id: str, types: Sequence[str],
     return [_Row(entity_id, tuple(types), item) for item in instances]
 
 
-def _times(item: HistoryInstance, known: dict[str, int] | None = None) -> tuple[int, int]:
-    """(time, recording time) of an instance in ms; ``known`` caches the parsed date-times
-    (the instances of one write mostly share them)."""
-    if known is None:
-        known = {}
-    modified_ms = known.get(item.modified_at)
-    if modified_ms is None:
-        modified_ms = known[item.modified_at] = iso_to_ms(item.modified_at)
-    if not item.observed_at:
-        return modified_ms, modified_ms
-    t_ms = known.get(item.observed_at)
-    if t_ms is None:
-        t_ms = known[item.observed_at] = iso_to_ms(item.observed_at)
-    return t_ms, modified_ms
+def _times(item: HistoryInstance,
+           to_ms: Callable[[str], int] = iso_to_ms) -> tuple[int, int]:
+    """(time, recording time) of an instance in ms."""
+    modified_ms = to_ms(item.modified_at)
+    return (to_ms(item.observed_at) if item.observed_at else modified_ms), modified_ms
 
 
 # One statement (one round trip) records a whole write: the entities' rows (new ones get an id,
@@ -225,8 +217,8 @@ async def write_rows(conn: Conn, tenant: str, rows: list[_Row], partitions: Part
     In a pipeline, the statement is only queued: its errors surface when the pipeline syncs."""
     if not rows:
         return
-    known: dict[str, int] = {}
-    times = [_times(row.item, known) for row in rows]
+    to_ms = lru_cache(maxsize=256)(iso_to_ms)  # the instances of one write mostly share times
+    times = [_times(row.item, to_ms) for row in rows]
     partitions.require(month_of(modified) for modified in {modified for _, modified in times})
     entities: dict[str, tuple[str, ...]] = {}
     pairs: dict[tuple[str, str], int] = {}  # (entity id, attribute) -> 1-based ordinal
