@@ -491,10 +491,15 @@ class PostgresStore:
         return await self._read(work)
 
     async def get_entity(self, tenant: str, entity_id: str) -> Entity | None:
+        doc = await self.get_document(tenant, entity_id)
+        return None if doc is None else orjson.loads(doc)  # a copy of its own for each caller
+
+    async def get_document(self, tenant: str, entity_id: str) -> str | None:
+        # The text PostgreSQL prints for the stored JSONB: the same for as long as the entity
+        # does not change, so the API can key its cache of rendered entities on it.
         if "\x00" in entity_id:
             return None
-        doc = await self._lookups.get(tenant, entity_id)
-        return None if doc is None else orjson.loads(doc)  # a copy of its own for each caller
+        return await self._lookups.get(tenant, entity_id)
 
     async def _documents(self, tenant: str, ids: list[str]) -> dict[str, str]:
         async def work(conn: Conn) -> dict[str, str]:
