@@ -36,6 +36,7 @@ from sinergia.storage.base import (
     Series,
     TemporalEntity,
 )
+from sinergia.storage.postgres_arrays import BoolArray, Float8Array, Int8Array, TextArray
 from sinergia.storage.postgres_filters import compile_types
 from sinergia.storage.postgres_regex import to_are
 
@@ -229,18 +230,19 @@ async def write_rows(conn: Conn, tenant: str, rows: list[_Row], partitions: Part
     items = [row.item for row in rows]
     await conn.execute(_WRITE_ROWS, {
         "tenant": tenant,
-        "ids": list(entities),
-        "types": [orjson.dumps(sorted(types)).decode() for types in entities.values()],
-        "pair_ids": [entity_id for entity_id, _ in pairs],
-        "pair_attrs": [attr for _, attr in pairs],
-        "pair": row_pairs,
-        "t": [t_ms for t_ms, _ in times],
-        "m": [modified_ms for _, modified_ms in times],
-        "iid": [item.instance_id for item in items],
-        "del": [item.deleted for item in items],
-        "cr": [item.created_at is not None for item in items],
-        "num": [item.numeric for item in items],
-        "inst": [orjson.dumps(item.instance).decode() for item in items]})
+        "ids": TextArray(list(entities)),
+        "types": TextArray([orjson.dumps(sorted(types)).decode()
+                            for types in entities.values()]),
+        "pair_ids": TextArray([entity_id for entity_id, _ in pairs]),
+        "pair_attrs": TextArray([attr for _, attr in pairs]),
+        "pair": Int8Array(row_pairs),
+        "t": Int8Array([t_ms for t_ms, _ in times]),
+        "m": Int8Array([modified_ms for _, modified_ms in times]),
+        "iid": TextArray([item.instance_id for item in items]),
+        "del": BoolArray([item.deleted for item in items]),
+        "cr": BoolArray([item.created_at is not None for item in items]),
+        "num": Float8Array([item.numeric for item in items]),
+        "inst": TextArray([orjson.dumps(item.instance).decode() for item in items])})
 
 
 async def delete_history(conn: Conn, tenant: str, entity_id: str, attr: str | None,
