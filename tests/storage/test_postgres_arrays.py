@@ -46,7 +46,7 @@ def test_same_array_as_psycopg_sends(conn: psycopg.Connection[Any], array: type[
                                      sql_type: str, lists: Any, data: st.DataObject) -> None:
     values = data.draw(lists)
     ours, theirs = conn.execute(
-        f"SELECT %b::{sql_type}, %b::{sql_type}",  # noqa: S608 - a type name of this test's
+        f"SELECT %b::{sql_type}, %b::{sql_type}",
         (array(values), values)).fetchone() or (None, None)
     assert ours == theirs
     assert ours == [float(v) if isinstance(v, int) and array is Float8Array else v
