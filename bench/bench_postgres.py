@@ -45,7 +45,8 @@ a raw baseline of this run:
             tables got (entities + entity_types + entity_geo rows), for context.
 Every measure also prints the CPU milliseconds a request cost the server processes and the
 PostgreSQL backends (from /proc): the Python and SQL shares, which other load on the machine
-hardly moves. With --profile-dir, query, geo and batch get an extra pass under py-spy on the
+hardly moves; the SQLite retrieve server's too, the retrieve comparison by CPU. With
+--profile-dir, query, geo and batch get an extra pass under py-spy on the
 1-worker server after their clean figures, and the functions that dominate are printed.
 """
 

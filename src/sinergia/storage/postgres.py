@@ -505,7 +505,7 @@ class PostgresStore:
     async def _documents(self, tenant: str, ids: list[str]) -> dict[str, str]:
         async def work(conn: Conn) -> dict[str, str]:
             cur = await conn.execute("SELECT id, doc::text FROM entities WHERE tenant = %s "
-                                     "AND id = ANY(%b::text[])", (tenant, ids))
+                                     "AND id = ANY(%b::text[])", (tenant, TextArray(ids)))
             return dict(await cur.fetchall())
 
         return await self._read(work)
