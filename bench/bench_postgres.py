@@ -45,7 +45,8 @@ a raw baseline of this run:
             tables got (entities + entity_types + entity_geo rows), for context.
 Every measure also prints the CPU milliseconds a request cost the server processes and the
 PostgreSQL backends (from /proc): the Python and SQL shares, which other load on the machine
-hardly moves. With --profile-dir, query, geo and batch get an extra pass under py-spy on the
+hardly moves; the SQLite retrieve server's too, the retrieve comparison by CPU. With
+--profile-dir, query, geo and batch get an extra pass under py-spy on the
 1-worker server after their clean figures, and the functions that dominate are printed.
 """
 
@@ -335,15 +336,16 @@ class CpuSplit:
         return {pid: cpu_seconds(pid) for (pid,) in pids}
 
     def measure(self, key: str, server: Server, run: Callable[[], T],
-                requests: Callable[[T], float]) -> T:
+                requests: Callable[[T], float], *, database: bool = True) -> T:
         """Run ``run`` and note its CPU per request (``requests(result)`` of them); backends
-        that started meanwhile count from zero, those that ended are missed."""
+        that started meanwhile count from zero, those that ended are missed. Without
+        ``database`` (a SQLite server) only the server's CPU counts."""
         server_before = sum(cpu_seconds(pid) for pid in server.pids())
-        db_before = self._backends()
+        db_before = self._backends() if database else {}
         result = run()
         server_ms = 1000 * (sum(cpu_seconds(pid) for pid in server.pids()) - server_before)
         db_ms = 1000 * sum(used - db_before.get(pid, 0.0)
-                           for pid, used in self._backends().items())
+                           for pid, used in self._backends().items()) if database else 0.0
         n = max(1.0, requests(result))
         self.per_request[key] = (server_ms / n, db_ms / n)
         return result
@@ -698,15 +700,19 @@ def main() -> None:
         print(f"PostgreSQL database {args.database}: {args.million:,} entities")
         seed_postgres(url, args.million, args.clients)
         sqlite_w1 = None
+        split = CpuSplit(url)
         if "retrieve" in wanted:
             db = Path(tmp) / "sqlite.db"
             seed_sqlite(db, args.ids, args.clients)
             with sinergia_server(db) as server:
-                sqlite_w1 = wrk(server.base + "/", retrieve_lua(f"{ENTITIES}/", args.ids),
-                                seconds=args.seconds, connections=args.connections)
+                # its CPU a request too: the comparison that other load hardly moves
+                sqlite_w1 = split.measure(
+                    "retrieve SQLite 1w", server,
+                    lambda: wrk(server.base + "/", retrieve_lua(f"{ENTITIES}/", args.ids),
+                                seconds=args.seconds, connections=args.connections),
+                    lambda r: r.requests_per_s * args.seconds, database=False)
         if wanted & {"query", "geo"}:
             check_answers(url, (ours_geo, raw_geo), wanted)
-        split = CpuSplit(url)
         ours, batch = bench_postgres(url, args, wanted, ours_geo, split)
         raw = bench_raw(url, args, wanted, raw_geo)
         print("Figures")

@@ -91,7 +91,7 @@ def test_shortcut_answers_exactly_as_the_endpoint(
     assert fast == again == slow
     keeps_text = isinstance(lamp_client.app.state.runtime.store, StoredText)  # type: ignore[attr-defined]
     if path == "urn:ngsi-ld:Lamp:1" and fast[0] == 200 and "geo" not in str(headers):
-        # a store without the text (PostgreSQL) leaves every request to the endpoint
+        # a store without the text leaves every request to the endpoint
         assert shortcut_answers[:2] == [keeps_text, keeps_text]
 
 

@@ -480,6 +480,25 @@ async def test_history_time_window_last_n_and_series(store: Store) -> None:
     assert s.times_ms[1] - s.times_ms[0] == 60_000
 
 
+async def test_one_write_extends_known_and_new_entities_history(store: Store) -> None:
+    """A write mixing an entity with history (a new attribute, a new type) and entities
+    recorded for the first time keeps one series per attribute, in first-recorded order."""
+    await store.apply("", [put(entity(1, level=1.0))])
+    changed = entity(1, types=(T_SENSOR,), level=2.0)
+    changed["attrs"][V + "other"] = [{"type": "Property", "value": "x"}]
+    await store.apply("", [put(entity(3, level=30.0)), put(changed),
+                           put(entity(2, level=20.0))])
+    result = await store.query_history("", HistoryQuery())
+    assert [te.id for te in result.entities] == ["urn:ngsi-ld:X:1", "urn:ngsi-ld:X:3",
+                                                 "urn:ngsi-ld:X:2"]
+    first = result.entities[0]
+    assert [i["value"] for i in first.attrs[V + "level"]] == [1.0, 2.0]  # type: ignore[index]
+    assert [i["value"] for i in first.attrs[V + "other"]] == ["x"]  # type: ignore[index]
+    assert [i["value"] for i in result.entities[2].attrs[V + "level"]] == [20.0]  # type: ignore[index]
+    by_type = await store.query_history("", HistoryQuery(type=T_SENSOR))
+    assert [te.id for te in by_type.entities] == ["urn:ngsi-ld:X:1"]
+
+
 async def test_history_selects_by_type_and_pattern_per_tenant(store: Store) -> None:
     await store.apply("", [put(entity(1, level=1.0)),
                            put(entity(2, types=(T_SENSOR,), level=2.0))])

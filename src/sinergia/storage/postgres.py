@@ -63,6 +63,7 @@ from sinergia.storage.base import (
     RecordsView,
     TypeInfo,
 )
+from sinergia.storage.postgres_arrays import TextArray
 from sinergia.storage.postgres_lookups import IdLookups
 from sinergia.storage.postgres_notify import ChangeSignals
 from sinergia.storage.postgres_queries import plan, run_query
@@ -317,7 +318,7 @@ class PostgresStore:
                 "SELECT generation FROM record_generations WHERE kind = %s", (check[0],))
             cur = await conn.execute(
                 "SELECT id, rid, doc FROM entities WHERE tenant = %s AND id = ANY(%b::text[]) "
-                "ORDER BY id FOR UPDATE", (tenant, [i for i in ids if "\x00" not in i]))
+                "ORDER BY id FOR UPDATE", (tenant, TextArray([i for i in ids if "\x00" not in i])))
         if generation is not None and check is not None:
             row = await generation.fetchone()
             if (0 if row is None else row[0]) != check[1]:
@@ -491,15 +492,20 @@ class PostgresStore:
         return await self._read(work)
 
     async def get_entity(self, tenant: str, entity_id: str) -> Entity | None:
+        doc = await self.get_document(tenant, entity_id)
+        return None if doc is None else orjson.loads(doc)  # a copy of its own for each caller
+
+    async def get_document(self, tenant: str, entity_id: str) -> str | None:
+        # The text PostgreSQL prints for the stored JSONB: the same for as long as the entity
+        # does not change, so the API can key its cache of rendered entities on it.
         if "\x00" in entity_id:
             return None
-        doc = await self._lookups.get(tenant, entity_id)
-        return None if doc is None else orjson.loads(doc)  # a copy of its own for each caller
+        return await self._lookups.get(tenant, entity_id)
 
     async def _documents(self, tenant: str, ids: list[str]) -> dict[str, str]:
         async def work(conn: Conn) -> dict[str, str]:
             cur = await conn.execute("SELECT id, doc::text FROM entities WHERE tenant = %s "
-                                     "AND id = ANY(%b::text[])", (tenant, ids))
+                                     "AND id = ANY(%b::text[])", (tenant, TextArray(ids)))
             return dict(await cur.fetchall())
 
         return await self._read(work)
@@ -675,8 +681,8 @@ async def _enqueue(conn: Conn, tenant: str, messages: Sequence[OutboxMessage],
         "%b::text[]) WITH ORDINALITY AS u(s, p, n)), "
         "ins AS (INSERT INTO outbox (tenant, id, subscription_id, payload, due) "
         "SELECT %s, id, s, p, %s FROM v) SELECT id FROM v ORDER BY n",
-        ([m.subscription_id for m in messages],
-         [orjson.dumps(m.payload).decode() for m in messages], tenant, due))
+        (TextArray([m.subscription_id for m in messages]),
+         TextArray([orjson.dumps(m.payload).decode() for m in messages]), tenant, due))
 
     async def read() -> list[OutboxItem]:
         ids = [row[0] for row in await cur.fetchall()]

@@ -36,6 +36,7 @@ from sinergia.storage.base import (
     Series,
     TemporalEntity,
 )
+from sinergia.storage.postgres_arrays import BoolArray, Float8Array, Int8Array, TextArray
 from sinergia.storage.postgres_filters import compile_types
 from sinergia.storage.postgres_regex import to_are
 
@@ -166,49 +167,56 @@ def _times(item: HistoryInstance,
 # Existing rows are looked up and new ones inserted without ON CONFLICT (its speculative
 # insertion costs several times a plain insert): a concurrent writer that created the same
 # entity or series first makes this statement fail with a unique violation, and the store
-# runs the transaction again. Ids come from the sequence in input order (``ORDER BY`` the
-# ordinality), so heids order entities by first recording and hids order a series' instances.
-# Arrays are sent in binary: no quoting or escaping of the JSON texts.
+# runs the transaction again. Heids come from the sequence in input order (``ORDER BY`` the
+# ordinality), so they order entities by first recording. Its cost is PostgreSQL's, so it does
+# only what a write needs: entities are looked up by id through the index (never by reading
+# all of the tenant's), only the attributes of entities that had history already are looked
+# up among the series, ids are drawn once (not read back with RETURNING and joined again),
+# and each history row finds its series by position in an array (``sids[pair]``): no join or
+# sort of the instances, which go in as unnest gives them, in order, so their hids order a
+# series' instances. Arrays are sent in binary: no quoting or escaping of the JSON texts.
 _WRITE_ROWS = """
-WITH ve AS (
+WITH ve AS MATERIALIZED (
     SELECT v.id, v.types::jsonb AS types, v.o
     FROM unnest(%(ids)b::text[], %(types)b::text[]) WITH ORDINALITY AS v(id, types, o)),
-fe AS (
-    SELECT h.id, h.heid FROM ve JOIN history_entities h
-    ON h.tenant = %(tenant)s AND h.id = ve.id),
+fe AS MATERIALIZED (
+    SELECT h.id, h.heid, h.types FROM history_entities h
+    WHERE h.tenant = %(tenant)s AND h.id = ANY(%(ids)b::text[])),
 ue AS (
-    UPDATE history_entities h SET types = ve.types FROM ve
-    WHERE h.tenant = %(tenant)s AND h.id = ve.id AND h.types <> ve.types),
+    UPDATE history_entities h SET types = ve.types FROM fe JOIN ve ON ve.id = fe.id
+    WHERE h.tenant = %(tenant)s AND h.heid = fe.heid AND fe.types <> ve.types),
+ne AS MATERIALIZED (
+    SELECT n.id, n.types, nextval('history_ids') AS heid FROM (
+        SELECT ve.id, ve.types FROM ve WHERE NOT EXISTS (SELECT 1 FROM fe WHERE fe.id = ve.id)
+        ORDER BY ve.o) n),
 me AS (
     INSERT INTO history_entities (tenant, heid, id, types)
-    SELECT %(tenant)s, nextval('history_ids'), n.id, n.types FROM (
-        SELECT ve.id, ve.types FROM ve WHERE NOT EXISTS (SELECT 1 FROM fe WHERE fe.id = ve.id)
-        ORDER BY ve.o) n
-    RETURNING id, heid),
-ae AS (SELECT id, heid FROM fe UNION ALL SELECT id, heid FROM me),
-vs AS (
-    SELECT ae.heid, v.attr, v.o
+    SELECT %(tenant)s, ne.heid, ne.id, ne.types FROM ne),
+vs AS MATERIALIZED (
+    SELECT ae.heid, ae.found, v.attr, v.o
     FROM unnest(%(pair_ids)b::text[], %(pair_attrs)b::text[]) WITH ORDINALITY AS v(id, attr, o)
-    JOIN ae ON ae.id = v.id),
-fs AS (
-    SELECT vs.o, s.sid FROM vs JOIN history_series s
-    ON s.tenant = %(tenant)s AND s.heid = vs.heid AND s.attr = vs.attr),
+    JOIN (SELECT id, heid, true AS found FROM fe UNION ALL SELECT id, heid, false FROM ne) ae
+    ON ae.id = v.id),
+fs AS MATERIALIZED (
+    SELECT vs.o, s.sid FROM vs CROSS JOIN LATERAL (
+        SELECT s.sid FROM history_series s
+        WHERE s.tenant = %(tenant)s AND s.heid = vs.heid AND s.attr = vs.attr
+        LIMIT 1) s  -- (LIMIT: one index probe each, never a read of the tenant's series)
+    WHERE vs.found),
+ns AS MATERIALIZED (
+    SELECT vs.o, vs.heid, vs.attr, nextval('history_ids') AS sid FROM vs
+    WHERE NOT vs.found OR NOT EXISTS (SELECT 1 FROM fs WHERE fs.o = vs.o)),
 ms AS (
     INSERT INTO history_series (tenant, sid, heid, attr)
-    SELECT %(tenant)s, nextval('history_ids'), n.heid, n.attr FROM (
-        SELECT vs.heid, vs.attr FROM vs WHERE NOT EXISTS (SELECT 1 FROM fs WHERE fs.o = vs.o)
-        ORDER BY vs.o) n
-    RETURNING heid, attr, sid),
-sv AS (
-    SELECT fs.o, fs.sid FROM fs
-    UNION ALL SELECT vs.o, ms.sid FROM ms JOIN vs ON vs.heid = ms.heid AND vs.attr = ms.attr)
+    SELECT %(tenant)s, ns.sid, ns.heid, ns.attr FROM ns)
 INSERT INTO history (tenant, sid, hid, t_ms, modified_ms, instance_id, deleted, created, num,
                      instance)
-SELECT %(tenant)s, r.sid, nextval('history_ids'), r.t, r.m, r.iid, r.del, r.cr, r.num, r.inst
-FROM (SELECT sv.sid, v.* FROM unnest(%(pair)b::bigint[], %(t)b::bigint[], %(m)b::bigint[],
-          %(iid)b::text[], %(del)b::boolean[], %(cr)b::boolean[], %(num)b::float8[],
-          %(inst)b::text[]) WITH ORDINALITY AS v(p, t, m, iid, del, cr, num, inst, o)
-      JOIN sv ON sv.o = v.p ORDER BY v.o) r
+SELECT %(tenant)s, (SELECT array_agg(x.sid ORDER BY x.o) FROM (
+           SELECT fs.o, fs.sid FROM fs UNION ALL SELECT ns.o, ns.sid FROM ns) x)[v.p],
+       nextval('history_ids'), v.t, v.m, v.iid, v.del, v.cr, v.num, v.inst
+FROM unnest(%(pair)b::bigint[], %(t)b::bigint[], %(m)b::bigint[], %(iid)b::text[],
+            %(del)b::boolean[], %(cr)b::boolean[], %(num)b::float8[], %(inst)b::text[])
+     AS v(p, t, m, iid, del, cr, num, inst)
 """
 
 
@@ -218,29 +226,36 @@ async def write_rows(conn: Conn, tenant: str, rows: list[_Row], partitions: Part
     if not rows:
         return
     to_ms = lru_cache(maxsize=256)(iso_to_ms)  # the instances of one write mostly share times
-    times = [_times(row.item, to_ms) for row in rows]
-    partitions.require(month_of(modified) for modified in {modified for _, modified in times})
     entities: dict[str, tuple[str, ...]] = {}
     pairs: dict[tuple[str, str], int] = {}  # (entity id, attribute) -> 1-based ordinal
     row_pairs: list[int] = []
-    for row in rows:
-        entities[row.entity_id] = row.types
-        row_pairs.append(pairs.setdefault((row.entity_id, row.item.attr), len(pairs) + 1))
+    t: list[int] = []
+    m: list[int] = []
     items = [row.item for row in rows]
+    for row, item in zip(rows, items, strict=True):  # one pass: ten thousand rows a batch
+        entities[row.entity_id] = row.types
+        row_pairs.append(pairs.setdefault((row.entity_id, item.attr), len(pairs) + 1))
+        modified_ms = to_ms(item.modified_at)
+        m.append(modified_ms)
+        t.append(to_ms(item.observed_at) if item.observed_at else modified_ms)
+    partitions.require(month_of(modified) for modified in set(m))
+    dumps = orjson.dumps
     await conn.execute(_WRITE_ROWS, {
         "tenant": tenant,
-        "ids": list(entities),
-        "types": [orjson.dumps(sorted(types)).decode() for types in entities.values()],
-        "pair_ids": [entity_id for entity_id, _ in pairs],
-        "pair_attrs": [attr for _, attr in pairs],
-        "pair": row_pairs,
-        "t": [t_ms for t_ms, _ in times],
-        "m": [modified_ms for _, modified_ms in times],
-        "iid": [item.instance_id for item in items],
-        "del": [item.deleted for item in items],
-        "cr": [item.created_at is not None for item in items],
-        "num": [item.numeric for item in items],
-        "inst": [orjson.dumps(item.instance).decode() for item in items]})
+        "ids": TextArray(list(entities)),
+        "types": TextArray([dumps(sorted(types)).decode() for types in entities.values()]),
+        "pair_ids": TextArray([entity_id for entity_id, _ in pairs]),
+        "pair_attrs": TextArray([attr for _, attr in pairs]),
+        "pair": Int8Array(row_pairs),
+        "t": Int8Array(t),
+        "m": Int8Array(m),
+        "iid": TextArray([item.instance_id for item in items]),
+        "del": BoolArray([item.deleted for item in items]),
+        "cr": BoolArray([item.created_at is not None for item in items]),
+        "num": Float8Array([item.numeric for item in items]),
+        # (str, not orjson's bytes: ten thousand of those kept at once cost more to allocate
+        # than decoding each and encoding it again)
+        "inst": TextArray([dumps(item.instance).decode() for item in items])})
 
 
 async def delete_history(conn: Conn, tenant: str, entity_id: str, attr: str | None,

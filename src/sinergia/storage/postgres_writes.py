@@ -11,6 +11,7 @@ from psycopg import AsyncConnection
 
 from sinergia.ngsild.errors import BadRequestData
 from sinergia.ngsild.model import GEOPROPERTY, Entity
+from sinergia.storage.postgres_arrays import Float8Array, Int4Array, Int8Array, TextArray
 
 Conn = AsyncConnection[Any]
 
@@ -110,32 +111,35 @@ async def write_state(conn: Conn, tenant: str, changes: Changes) -> None:
         changes.geo_new.extend((rid, attr, n, value) for attr, n, value in geo)
     if changes.deleted:
         await conn.execute("DELETE FROM entities WHERE tenant = %s AND rid = ANY(%b::bigint[])",
-                           (tenant, changes.deleted))
+                           (tenant, Int8Array(changes.deleted)))
         await conn.execute("DELETE FROM entity_geo WHERE tenant = %s "
-                           "AND rid = ANY(%b::bigint[])", (tenant, changes.deleted))
+                           "AND rid = ANY(%b::bigint[])", (tenant, Int8Array(changes.deleted)))
     if changes.geo_reset:
         await conn.execute("DELETE FROM entity_geo WHERE tenant = %s "
-                           "AND rid = ANY(%b::bigint[])", (tenant, changes.geo_reset))
+                           "AND rid = ANY(%b::bigint[])", (tenant, Int8Array(changes.geo_reset)))
     if changes.types_gone:
         await conn.execute(
             "DELETE FROM entity_types t USING unnest(%b::text[], %b::bigint[]) AS v(type, rid) "
             "WHERE t.tenant = %s AND t.type = v.type AND t.rid = v.rid",
-            ([t for t, _ in changes.types_gone], [r for _, r in changes.types_gone], tenant))
+            (TextArray([t for t, _ in changes.types_gone]),
+             Int8Array([r for _, r in changes.types_gone]), tenant))
     if changes.updated_rids:
         await conn.execute(
             "UPDATE entities e SET doc = v.doc::jsonb FROM unnest(%b::bigint[], %b::text[]) "
             "AS v(rid, doc) WHERE e.tenant = %s AND e.rid = v.rid",
-            (changes.updated_rids, changes.updated_docs, tenant))
+            (Int8Array(changes.updated_rids), TextArray(changes.updated_docs), tenant))
     if changes.inserted_ids:
         await conn.execute(
             "INSERT INTO entities (tenant, rid, id, doc) SELECT %s, v.rid, v.id, "
             "v.doc::jsonb FROM unnest(%b::bigint[], %b::text[], %b::text[]) AS v(rid, id, doc)",
-            (tenant, changes.inserted_rids, changes.inserted_ids, changes.inserted_docs))
+            (tenant, Int8Array(changes.inserted_rids), TextArray(changes.inserted_ids),
+             TextArray(changes.inserted_docs)))
     if changes.types_new:
         await conn.execute(
             "INSERT INTO entity_types (tenant, type, rid) SELECT %s, v.type, v.rid "
             "FROM unnest(%b::text[], %b::bigint[]) AS v(type, rid) ON CONFLICT DO NOTHING",
-            (tenant, [t for t, _ in changes.types_new], [r for _, r in changes.types_new]))
+            (tenant, TextArray([t for t, _ in changes.types_new]),
+             Int8Array([r for _, r in changes.types_new])))
     if changes.geo_new:
         # Points (nearly all located entities) are made from their coordinates: cheaper for
         # PostGIS than parsing GeoJSON.
@@ -153,8 +157,9 @@ async def write_state(conn: Conn, tenant: str, changes: Changes) -> None:
             "ELSE ST_SetSRID(ST_Force2D(ST_GeomFromGeoJSON(v.g)), 4326) END FROM "
             "unnest(%b::bigint[], %b::text[], %b::int[], %b::float8[], %b::float8[], "
             "%b::text[]) AS v(rid, attr, n, x, y, g)",
-            (tenant, [g[0] for g in changes.geo_new], [g[1] for g in changes.geo_new],
-             [g[2] for g in changes.geo_new], xs, ys, other))
+            (tenant, Int8Array([g[0] for g in changes.geo_new]),
+             TextArray([g[1] for g in changes.geo_new]), Int4Array([g[2] for g in changes.geo_new]),
+             Float8Array(xs), Float8Array(ys), TextArray(other)))
 
 
 def _point_xy(value: dict[str, Any]) -> tuple[float, float] | None:
