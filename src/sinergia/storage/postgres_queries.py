@@ -134,11 +134,14 @@ def plan(tenant: str, query: EntityQuery) -> Plan:
         types = compile_types(query.type)
         conds.append(Frag(types.sql, types.params))
     attrs_sql = "e.doc -> 'attrs'"
+    q = None
     if query.q is not None:
         # Each comparison reads the attributes several times, and each read of the stored
-        # (compressed) document would decompress all of it again: extract them once a row.
-        sources = concat(sources, " CROSS JOIN LATERAL (SELECT e.doc -> 'attrs' AS attrs "
-                                  "OFFSET 0) a")
+        # (compressed) document would decompress all of it again: compile_q's lateral
+        # subquery extracts them (and the instances it compares) once a row.
+        q = compile_q(query.q, attrs=attrs_sql, lateral="a")
+        assert q.sources is not None
+        sources = concat(sources, q.sources)
         attrs_sql = "a.attrs"
     conds.append(concat("e.tenant = ", _p(tenant, "::text")))
     if query.ids:
@@ -160,8 +163,7 @@ def plan(tenant: str, query: EntityQuery) -> Plan:
     if query.attrs:
         attrs = _no_nul(query.attrs)
         conds.append(concat(f"({attrs_sql}) ?| ", _p(attrs, "::text[]")) if attrs else FALSE)
-    if query.q is not None:
-        q = compile_q(query.q, attrs=attrs_sql)
+    if q is not None and query.q is not None:
         conds.append(Frag(q.sql, q.params))
         if not q.exact:
             expr = query.q
