@@ -12,7 +12,8 @@ from an index-only scan of ``entity_geo_points`` (their coordinates, no document
 tested all at once with :func:`sinergia.ngsild.geo.filter_points`; other shapes come from the
 GiST index and are tested on their documents. Then the documents of the matching entities are
 read in rid order, a page at a time. A page without a count reads the Points in rid order a
-chunk at a time and stops once the page is full.
+chunk at a time and stops once the page is full; when the box covers a few cells of
+:mod:`sinergia.storage.postgres_grid`, the chunks come merged from the grid's index.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from sinergia.storage.postgres_filters import (
     compile_scope,
     compile_types,
 )
+from sinergia.storage.postgres_grid import Statement, cells_of, points_after
 from sinergia.storage.postgres_regex import to_are
 from sinergia.storage.sql_common import Frag, concat, joined
 
@@ -321,6 +323,17 @@ async def _geo_query(conn: Conn, how: Plan, geo: GeoPlan, query: EntityQuery) ->
     return page.result(query)
 
 
+def _points_after(geo: GeoPlan) -> Callable[[int, int], Statement]:
+    """The statement and parameters reading the next chunk of the box's Points (after a rid,
+    at most a size): from the grid when it serves the box, else from the SP-GiST index."""
+    minx, miny, maxx, maxy = (float(c) for c in geo.box)
+    bounds = (minx, miny, maxx, maxy)
+    cells = cells_of(bounds)
+    if cells is not None:
+        return points_after(cells, bounds, geo.tenant, geo.attr)
+    return lambda after, size: (_BOX_POINTS_AFTER, (*bounds, geo.tenant, geo.attr, after, size))
+
+
 async def _geo_page(conn: Conn, how: Plan, geo: GeoPlan, query: EntityQuery) -> QueryResult:
     """A page without a count: the box's Points in rid order, a chunk at a time (each four
     times the last), the matches of each chunk and the other shapes up to the same rid read,
@@ -330,8 +343,9 @@ async def _geo_page(conn: Conn, how: Plan, geo: GeoPlan, query: EntityQuery) -> 
     page = _Page(query)
     size = min(_SCAN_MAX, 2 * page.wanted + 64)
     after = -1  # rids are positive
+    points_after = _points_after(geo)
     async with conn.pipeline():
-        points = await conn.execute(_BOX_POINTS_AFTER, (*box, after, size))
+        points = await conn.execute(*points_after(after, size))
         shapes = await conn.execute(_BOX_SHAPES, box)
     packed = await points.fetchone()
     unsure = sorted(rid for (rid,) in await shapes.fetchall())
@@ -360,7 +374,7 @@ async def _geo_page(conn: Conn, how: Plan, geo: GeoPlan, query: EntityQuery) -> 
         if page.full or upto is None:
             return page.result(query)
         size *= 4  # uncapped: a chunk of one entity's Points alone must grow past them
-        cur = await conn.execute(_BOX_POINTS_AFTER, (*box, after, size))
+        cur = await conn.execute(*points_after(after, size))
         packed = await cur.fetchone()
 
 
