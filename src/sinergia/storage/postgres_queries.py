@@ -3,9 +3,9 @@ completes it when SQL alone cannot be exact (regular expressions PostgreSQL cann
 geo predicates, which are shapely's everywhere so that every backend answers alike). Every value
 and every name from a request is a bound parameter.
 
-Documents are fetched as JSON text and handed over unparsed (``QueryResult.documents``): the
-API renders them through a cache keyed by that text. Only the rows a Python check must see are
-parsed.
+Documents are fetched as JSON text (the stored ``doc_text``, no conversion from JSONB) and
+handed over unparsed (``QueryResult.documents``): the API renders them through a cache keyed by
+that text. Only the rows a Python check must see are parsed.
 
 A geo-query with a bounding box starts from the candidates in that box: the stored Points come
 from an index-only scan of ``entity_geo_points`` (their coordinates, no document read) and are
@@ -87,7 +87,7 @@ class Plan:
                rids: list[int] | None = None) -> tuple[str, list[object]]:
         """(key, document text) rows in result order: from the start (``offset``) or after
         the key ``after``, at most ``limit``; only the rows of ``rids`` if given."""
-        sql = (f"SELECT {self.order}, e.doc::text FROM {self.sources.sql} "  # noqa: S608
+        sql = (f"SELECT {self.order}, e.doc_text FROM {self.sources.sql} "  # noqa: S608
                f"WHERE {self.where.sql}")
         params: list[object] = [*self.sources.params, *self.where.params]
         if after is not None:

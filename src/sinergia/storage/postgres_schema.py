@@ -4,7 +4,8 @@ Layout (every table carries the tenant and has it in every key, so the schema ca
 distributed by tenant on Citus):
 
 * ``entities`` — current state, one JSONB document per entity (the internal form of
-  :mod:`sinergia.ngsild.model`); ``rid`` (from a sequence) orders query results stably.
+  :mod:`sinergia.ngsild.model`), also as JSON text (``doc_text``, generated: what queries
+  return); ``rid`` (from a sequence) orders query results stably.
 * ``entity_types`` — type → entities, keyed ``(tenant, type, rid)`` so a query by type reads
   the index in result order and stops after one page.
 * ``entity_geo`` — one row per GeoProperty instance with its PostGIS geometry: Points also as
@@ -264,6 +265,20 @@ MIGRATIONS: tuple[Migration, ...] = (
     ALTER TABLE entity_geo ADD COLUMN cell bigint GENERATED ALWAYS AS ({CELL_SQL}) STORED;
     CREATE INDEX entity_geo_cells ON entity_geo (tenant, attr, cell, rid) INCLUDE (pt)
         WHERE pt IS NOT NULL;
+    """, online=False),
+    # A page of query results is returned as JSON text: converting each document from JSONB
+    # (escaping every string) cost more than finding the page. The text is kept once, when
+    # the document is written, and only decompressed when read. Adding the column rewrites
+    # entities: offline.
+    Migration("documents also kept as JSON text, for query results", """
+    DO $$
+    BEGIN
+        ALTER TABLE entities ADD COLUMN doc_text text COMPRESSION lz4
+            GENERATED ALWAYS AS (doc::text) STORED;
+    EXCEPTION WHEN feature_not_supported THEN  -- a server built without lz4
+        ALTER TABLE entities ADD COLUMN doc_text text GENERATED ALWAYS AS (doc::text) STORED;
+    END
+    $$;
     """, online=False),
 )
 
