@@ -17,7 +17,7 @@ coordinates outside the lon/lat range have no cell (NULL), and are read with eve
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from sinergia.ngsild.geo import Bbox
 
@@ -59,13 +59,14 @@ def cells_of(box: Bbox, min_cover: float = MIN_COVER) -> list[int] | None:
     return [cell_number(ix, iy) for iy in range(y0, y1 + 1) for ix in range(x0, x1 + 1)]
 
 
-# The Points of the box in one cell (or in none: NULL), in rid order after a rid.
+# The Points of the box in one cell (or in none: NULL), in rid order after a rid. Named
+# parameters: each is sent once however many cells repeat it.
 _CELL_POINTS = (
-    "(SELECT rid, pt FROM entity_geo WHERE pt IS NOT NULL AND tenant = %s AND attr = %s "
-    "AND cell {} AND pt <@ box(point(%s, %s), point(%s, %s)) AND rid > %s ORDER BY rid)")
+    "(SELECT rid, pt FROM entity_geo WHERE pt IS NOT NULL AND tenant = %(tenant)s "
+    "AND attr = %(attr)s AND cell {} AND pt <@ box(point(%(minx)s, %(miny)s), "
+    "point(%(maxx)s, %(maxy)s)) AND rid > %(after)s ORDER BY rid)")
 
-
-Statement = tuple[str, tuple[object, ...]]
+Statement = tuple[str, Sequence[object] | Mapping[str, object]]
 
 
 def points_after(cells: list[int], box: Bbox, tenant: str,
@@ -73,17 +74,14 @@ def points_after(cells: list[int], box: Bbox, tenant: str,
     """``(after, size) ->`` the statement of ``postgres_queries._BOX_POINTS_AFTER`` over
     ``cells``: each cell's range (its own ORDER BY lets PostgreSQL merge them) and the Points
     without a cell."""
-    ranges = " UNION ALL ".join([_CELL_POINTS.format("= %s")] * len(cells)
+    ranges = " UNION ALL ".join([_CELL_POINTS.format(f"= %(c{n})s") for n in range(len(cells))]
                                 + [_CELL_POINTS.format("IS NULL")])
     sql = ("SELECT string_agg(int8send(rid), ''::bytea ORDER BY rid), "  # noqa: S608
            "string_agg(float8send(pt[0]), ''::bytea ORDER BY rid), "
            "string_agg(float8send(pt[1]), ''::bytea ORDER BY rid), count(*) FROM ("
-           f"{ranges} ORDER BY rid LIMIT %s) c")
-
-    def statement(after: int, size: int) -> Statement:
-        params: list[object] = []
-        for cell in cells:
-            params.extend((tenant, attr, cell, *box, after))
-        params.extend((tenant, attr, *box, after, size))
-        return sql, tuple(params)
-    return statement
+           f"{ranges} ORDER BY rid LIMIT %(size)s) c")
+    minx, miny, maxx, maxy = box
+    fixed: dict[str, object] = {"tenant": tenant, "attr": attr, "minx": minx, "miny": miny,
+                                "maxx": maxx, "maxy": maxy}
+    fixed.update((f"c{n}", cell) for n, cell in enumerate(cells))
+    return lambda after, size: (sql, {**fixed, "after": after, "size": size})

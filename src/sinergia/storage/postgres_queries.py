@@ -19,6 +19,7 @@ chunk at a time and stops once the page is full; when the box covers a few cells
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -111,6 +112,22 @@ class Plan:
         return sql, params
 
 
+# Compiling a geo-query's test (reading its geometry, preparing it) costs more than a page of
+# candidates' tests; a map or a dashboard asks with the same few geometries again and again.
+_PREDICATES: OrderedDict[bytes, Callable[[dict[str, Any]], bool]] = OrderedDict()
+_PREDICATES_KEPT = 64
+
+
+def _predicate(geo: GeoQuery) -> Callable[[dict[str, Any]], bool]:
+    key = orjson.dumps((geo.georel, geo.geometry, geo.max_distance, geo.min_distance))
+    found = _PREDICATES.get(key)
+    if found is None:
+        found = _PREDICATES[key] = make_predicate(geo)
+        if len(_PREDICATES) > _PREDICATES_KEPT:
+            _PREDICATES.popitem(last=False)
+    return found
+
+
 def plan(tenant: str, query: EntityQuery) -> Plan:
     """The SQL of ``query``. A single type drives the scan from ``entity_types``' primary key
     (already in result order); a geo-query with a bounding box starts from its candidates."""
@@ -175,7 +192,7 @@ def plan(tenant: str, query: EntityQuery) -> Plan:
         conds.append(Frag(scope.sql, scope.params))
     geo_plan = None
     if geo is not None:
-        predicate = make_predicate(geo)
+        predicate = _predicate(geo)
         attr = geo.geoproperty
 
         def near_enough(entity: Entity) -> bool:
