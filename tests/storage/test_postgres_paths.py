@@ -133,13 +133,22 @@ BLOCK = ("[[[9.171,45.461],[9.199,45.462],[9.2,45.489],[9.185,45.47],[9.17,45.48
 
 
 async def test_geo_pages_from_grid_cells_answer_as_on_sqlite(stores: list[Store]) -> None:
+    """Also entities with many Points (more than a first chunk, spread over several cells:
+    the same rid comes from several cells' ranges)."""
     rng = random.Random(12)
     entities = []
     for n in range(600):
         lon, lat = rng.uniform(9.16, 9.21), rng.uniform(45.45, 45.50)
         if n % 4 == 0:  # on the cells' edges
             lon, lat = round(lon, 2), round(lat, 2)
-        entities.append(located(n, lon, lat, kind="T" if n % 3 else "U"))
+        entity = located(n, lon, lat, kind="T" if n % 3 else "U")
+        if n % 50 == 5:
+            entity["attrs"][LOCATION] += [
+                {"type": "GeoProperty", "datasetId": f"urn:d:{k}", "value": {
+                    "type": "Point", "coordinates": [rng.uniform(9.16, 9.21),
+                                                     rng.uniform(45.45, 45.50)]}}
+                for k in range(rng.choice((2, 90)))]
+        entities.append(entity)
     for s in stores:
         await s.apply("", [put(e) for e in entities])
     for georel in ("within", "intersects"):
