@@ -19,6 +19,7 @@ from sinergia.ngsild.geo import GeoQuery, parse_geoq, query_bbox
 from sinergia.ngsild.model import LOCATION, Entity
 from sinergia.ngsild.qlang import parse_q, resolve_q
 from sinergia.ngsild.query import EntityQuery
+from sinergia.storage import postgres_grid
 from sinergia.storage.base import Edit, HistoryQuery, Store, open_store
 from sinergia.storage.postgres_grid import cells_of
 
@@ -91,10 +92,17 @@ async def test_geo_queries_page_and_count_as_on_sqlite(stores: list[Store]) -> N
         assert pg.count == lite.count, query
 
 
-async def test_geo_pages_read_in_chunks_answer_as_on_sqlite(stores: list[Store]) -> None:
-    """Pages without a count read the box's Points a chunk at a time in rid order: entities
-    with many Points (more than a first chunk holds, some inside and some outside the polygon)
-    must be judged on all of them, and other shapes merged in order."""
+@pytest.mark.parametrize("grid", [True, False], ids=["grid", "spgist"])
+async def test_geo_pages_read_in_chunks_answer_as_on_sqlite(
+        stores: list[Store], grid: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages without a count read the box's Points a chunk at a time in rid order (from the
+    grid's cells, or from the SP-GiST index): entities with many Points (more than a first
+    chunk holds, some inside and some outside the polygon) must be judged on all of them, and
+    other shapes merged in order."""
+    if not grid:
+        monkeypatch.setattr(postgres_grid, "MAX_CELLS", 0)
+    box = query_bbox(parse_geoq("within", "Polygon", SQUARE, LOCATION))
+    assert box is not None and (cells_of(box) is not None) == grid
     rng = random.Random(9)
     entities = []
     for n in range(300):
