@@ -58,6 +58,7 @@ import contextlib
 import json
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -80,6 +81,7 @@ from starlette.routing import Route
 
 from bench.bench_broker import streetlight
 from bench.harness import (
+    PYTHON,
     Server,
     WrkResult,
     baseline_server,
@@ -186,7 +188,15 @@ async def upsert_all(base: str, requests: Iterator[bytes], *, clients: int, tena
     return time.perf_counter() - started
 
 
+def upgrade_schema(url: str) -> None:
+    """A database kept from an earlier run may need migrations a serving process does not run
+    by itself (offline ones): what an operator does with ``sinergia db upgrade``."""
+    subprocess.run([PYTHON, "-m", "sinergia.cli", "db", "upgrade", "--database", url],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
 def seed_postgres(url: str, count: int, clients: int) -> None:
+    upgrade_schema(url)
     have = stored_count(url)
     if have >= count:
         print(f"  {have:,} entities already stored (--keep): not seeding")
@@ -221,14 +231,14 @@ def raw_app() -> Starlette:
         os.environ["RAW_PG_URL"], min_size=POOL_SIZE, max_size=POOL_SIZE, open=False,
         kwargs={"autocommit": True})
     query_sql = (
-        "SELECT e.doc::text FROM entity_types t JOIN entities e "
+        "SELECT e.doc_text FROM entity_types t JOIN entities e "
         "ON e.tenant = t.tenant AND e.rid = t.rid "
         "WHERE t.tenant = '' AND t.type = %s AND (e.doc #>> %s::text[])::float8 > %s "
         "AND e.doc #>> %s::text[] = 'on' ORDER BY t.rid LIMIT 100")
     # The page of rids first (the points in the polygon's box from their index, exact
     # ST_Within, type from its index), then their documents.
     within_sql = (
-        "SELECT e.doc::text FROM (SELECT g.rid FROM entity_geo g "
+        "SELECT e.doc_text FROM (SELECT g.rid FROM entity_geo g "
         "WHERE g.tenant = '' AND g.attr = %s AND g.pt IS NOT NULL "
         "AND g.pt <@ box(point(%s, %s), point(%s, %s)) "
         "AND ST_Within(ST_SetSRID(ST_MakePoint(g.pt[0], g.pt[1]), 4326), "

@@ -81,9 +81,18 @@ def load(pg: Any, entities: list[dict[str, Any]]) -> None:
 
 
 def sql_results(pg: Any, expr: QExpr) -> dict[str, Any]:
+    """The condition's value on each document, the same whether it reads the document itself
+    or the lateral subquery the store's queries join."""
     compiled = compile_q(expr)
     rows = pg.execute(f"SELECT e.id, {compiled.sql} FROM docs e ORDER BY e.rid",
                       compiled.params).fetchall()
+    lateral = compile_q(expr, lateral="a")
+    assert lateral.sources is not None
+    assert lateral.exact == compiled.exact
+    rows_lateral = pg.execute(
+        f"SELECT e.id, {lateral.sql} FROM docs e{lateral.sources.sql} ORDER BY e.rid",
+        (*lateral.params, *lateral.sources.params)).fetchall()
+    assert rows_lateral == rows
     return dict(rows)
 
 

@@ -1,7 +1,8 @@
 """The PostgreSQL store's fast paths answer exactly as the plain ones: geo-queries that start
-from the point index (paged, offset, counted, mixed with other shapes and other filters, the
-same answers as SQLite), coalesced look-ups by id, documents with characters that need escaping,
-and a database migrated from the schema before the point index."""
+from the point index or the grid of cells (paged, offset, counted, mixed with other shapes and
+other filters, the same answers as SQLite), coalesced look-ups by id, documents with
+characters that need escaping, and a database migrated from the schema before the point
+index."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ import anyio
 import orjson
 import pytest
 
-from sinergia.ngsild.geo import parse_geoq
+from sinergia.ngsild.geo import GeoQuery, parse_geoq, query_bbox
 from sinergia.ngsild.model import LOCATION, Entity
 from sinergia.ngsild.qlang import parse_q, resolve_q
 from sinergia.ngsild.query import EntityQuery
+from sinergia.storage import postgres_grid
 from sinergia.storage.base import Edit, HistoryQuery, Store, open_store
+from sinergia.storage.postgres_grid import cells_of
 
 pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
 V = "https://example.org/"
@@ -89,10 +92,17 @@ async def test_geo_queries_page_and_count_as_on_sqlite(stores: list[Store]) -> N
         assert pg.count == lite.count, query
 
 
-async def test_geo_pages_read_in_chunks_answer_as_on_sqlite(stores: list[Store]) -> None:
-    """Pages without a count read the box's Points a chunk at a time in rid order: entities
-    with many Points (more than a first chunk holds, some inside and some outside the polygon)
-    must be judged on all of them, and other shapes merged in order."""
+@pytest.mark.parametrize("grid", [True, False], ids=["grid", "spgist"])
+async def test_geo_pages_read_in_chunks_answer_as_on_sqlite(
+        stores: list[Store], grid: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages without a count read the box's Points a chunk at a time in rid order (from the
+    grid's cells, or from the SP-GiST index): entities with many Points (more than a first
+    chunk holds, some inside and some outside the polygon) must be judged on all of them, and
+    other shapes merged in order."""
+    if not grid:
+        monkeypatch.setattr(postgres_grid, "MAX_CELLS", 0)
+    box = query_bbox(parse_geoq("within", "Polygon", SQUARE, LOCATION))
+    assert box is not None and (cells_of(box) is not None) == grid
     rng = random.Random(9)
     entities = []
     for n in range(300):
@@ -110,13 +120,72 @@ async def test_geo_pages_read_in_chunks_answer_as_on_sqlite(stores: list[Store])
     for s in stores:
         await s.apply("", [put(e) for e in entities])
     for georel in ("within", "intersects", "disjoint"):
-        geo = parse_geoq(georel, "Polygon", SQUARE, LOCATION)
-        for limit, offset in ((1, 0), (3, 2), (10, 0), (25, 40), (100, 0), (200, 150)):
-            for type_ in (None, V + "T"):
-                query = EntityQuery(geo=geo, type=type_, limit=limit, offset=offset)
-                pg, lite = [await s.query_entities("", query) for s in stores]
-                assert [e["id"] for e in pg.entities] == [e["id"] for e in lite.entities], query
-                assert pg.entities or offset >= 100, query  # the city has matches
+        await pages_agree(stores, parse_geoq(georel, "Polygon", SQUARE, LOCATION))
+
+
+async def pages_agree(stores: list[Store], geo: GeoQuery) -> None:
+    """Pages at several offsets, with and without a type, are SQLite's; each early page of
+    the city has matches."""
+    for limit, offset in ((1, 0), (3, 2), (10, 0), (25, 40), (100, 0), (200, 150)):
+        for type_ in (None, V + "T"):
+            query = EntityQuery(geo=geo, type=type_, limit=limit, offset=offset)
+            pg, lite = [await s.query_entities("", query) for s in stores]
+            assert [e["id"] for e in pg.entities] == [e["id"] for e in lite.entities], query
+            assert pg.entities or offset >= 100, query
+
+
+# A concave block a few grid cells wide (postgres_grid): its pages read the cells' Points
+# merged in rid order.
+BLOCK = ("[[[9.171,45.461],[9.199,45.462],[9.2,45.489],[9.185,45.47],[9.17,45.488],"
+         "[9.171,45.461]]]")
+
+
+async def test_geo_pages_from_grid_cells_answer_as_on_sqlite(stores: list[Store]) -> None:
+    """Also entities with many Points (more than a first chunk, spread over several cells:
+    the same rid comes from several cells' ranges)."""
+    rng = random.Random(12)
+    entities = []
+    for n in range(600):
+        lon, lat = rng.uniform(9.16, 9.21), rng.uniform(45.45, 45.50)
+        if n % 4 == 0:  # on the cells' edges
+            lon, lat = round(lon, 2), round(lat, 2)
+        entity = located(n, lon, lat, kind="T" if n % 3 else "U")
+        if n % 50 == 5:
+            entity["attrs"][LOCATION] += [
+                {"type": "GeoProperty", "datasetId": f"urn:d:{k}", "value": {
+                    "type": "Point", "coordinates": [rng.uniform(9.16, 9.21),
+                                                     rng.uniform(45.45, 45.50)]}}
+                for k in range(rng.choice((2, 90)))]
+        entities.append(entity)
+    for s in stores:
+        await s.apply("", [put(e) for e in entities])
+    for georel in ("within", "intersects"):
+        geo = parse_geoq(georel, "Polygon", BLOCK, LOCATION)
+        box = query_bbox(geo)
+        assert box is not None and cells_of(box) is not None  # the grid serves this block
+        await pages_agree(stores, geo)
+
+
+async def test_grid_cells_of_stored_points_are_those_of_their_boxes(
+        stores: list[Store], postgres_url: str) -> None:
+    """The cell PostgreSQL computes for a Point is among the cells the query side computes for
+    any box holding it: on cell edges, at the ends of the lon/lat range, around zero."""
+    import psycopg
+
+    pg = stores[0]
+    edges = [(9.18, 45.47), (-180.0, -90.0), (180.0, 90.0), (0.0, 0.0), (-0.01, -0.01),
+             (-1e-9, 1e-9), (179.995, -89.995), (9.1799999999, 45.4700000001)]
+    await pg.apply("", [put(located(n, lon, lat)) for n, (lon, lat) in enumerate(edges)])
+    async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+        cur = await conn.execute("SELECT ST_X(geom), ST_Y(geom), cell FROM entity_geo")
+        rows = await cur.fetchall()
+    assert len(rows) == len(edges)
+    for x, y, cell in rows:
+        assert cell is not None
+        for box in ((x, y, x + 0.01, y + 0.01), (x - 0.01, y - 0.01, x, y),
+                    (x - 0.006, y - 0.007, x + 0.005, y + 0.004)):
+            cells = cells_of(box, min_cover=0)
+            assert cells is not None and cell in cells, (x, y, box)
 
 
 async def test_geo_index_follows_moves_and_removals(stores: list[Store]) -> None:

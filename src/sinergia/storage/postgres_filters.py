@@ -13,7 +13,13 @@ Shape of a comparison: ``EXISTS`` over the attribute's instances (``jsonb_path_q
 them, and the sub-attributes' instances, and yields nothing where the document has no array),
 then over the candidates of the instance's value (array elements, language-map strings,
 ``@value`` of typed literals), each tested only against q values of its own class. The
-common shape — one instance, a ``Property``, a scalar value — is tested first without walking.
+common shape — one instance, a ``Property``, a scalar value — is tested first without walking,
+with as few jsonb operations as possible: a query scanning for its page runs that test on
+hundreds of rows, and each operation copies the value it extracts.
+
+Given ``lateral``, ``attrs`` and each attribute's instance array are extracted once a row, by
+a lateral subquery the caller adds to its FROM clause (``CompiledFilter.sources``), instead of
+once per use (a lookup in the whole ``attrs`` object and a copy each time).
 """
 
 from __future__ import annotations
@@ -76,6 +82,7 @@ class CompiledFilter:
     sql: str
     params: tuple[object, ...]
     exact: bool = True
+    sources: Frag | None = None  # the lateral subquery to join before the condition
 
 
 def _has_nul(text: str) -> bool:
@@ -194,21 +201,42 @@ class _Semantics:
 
 
 class _Compiler:
-    def __init__(self) -> None:
+    def __init__(self, attrs: str, lateral: str | None) -> None:
         self._aliases = 0
         self.exact = True
+        self._attrs = attrs if lateral is None else f"{lateral}.attrs"
+        self._lateral = lateral
+        self.columns: dict[str, str] = {}  # attribute -> column of the lateral subquery
+
+    def instances(self, attr: str) -> Frag:
+        """The SQL of ``attr``'s instance array (NULL when the entity has no such attribute)."""
+        if self._lateral is None:
+            return concat(f"{self._attrs} -> ", _p(attr, "::text"))
+        column = self.columns.setdefault(attr, f"c{len(self.columns) + 1}")
+        return Frag(f"{self._lateral}.{column}")
+
+    def sources(self, attrs: str) -> Frag | None:
+        """The lateral subquery of ``attrs`` (trusted SQL) and the instance arrays."""
+        if self._lateral is None:
+            return None
+        # One subquery (a second lateral would get a Memoize node keyed by the whole attrs
+        # object, hashed a row); OFFSET 0 keeps each expression evaluated once a row.
+        columns = "".join(f", x.attrs -> %s::text AS {column}"
+                          for column in self.columns.values())
+        return Frag(f" CROSS JOIN LATERAL (SELECT x.attrs{columns} FROM (SELECT {attrs} AS "  # noqa: S608
+                    f"attrs OFFSET 0) x OFFSET 0) {self._lateral}", tuple(self.columns))
 
     def _alias(self, prefix: str) -> str:
         self._aliases += 1
         return f"{prefix}{self._aliases}"
 
-    def expr(self, expr: QExpr, attrs: str) -> Frag:
+    def expr(self, expr: QExpr) -> Frag:
         if isinstance(expr, Comparison):
-            return self.comparison(expr, attrs)
+            return self.comparison(expr)
         if not expr.terms:
             raise BadRequestData("q: empty expression")
         sep = " AND " if isinstance(expr, And) else " OR "
-        return concat("(", joined((self.expr(t, attrs) for t in expr.terms), sep), ")")
+        return concat("(", joined((self.expr(t) for t in expr.terms), sep), ")")
 
     def _semantics(self, cmp: Comparison) -> _Semantics:
         op, value = cmp.op, cmp.value
@@ -233,12 +261,12 @@ class _Compiler:
             return _Semantics(_comparable_test(value), _equal_test(value))
         raise BadRequestData(f"q: unknown operator {op!r}")
 
-    def comparison(self, cmp: Comparison, attrs: str) -> Frag:
+    def comparison(self, cmp: Comparison) -> Frag:
         path = cmp.path
         member, subs = split_path(path)
         if any(_has_nul(name) for name in (path.attr, *subs)):
             return FALSE  # no stored name can hold U+0000
-        instances = concat(f"{attrs} -> ", _p(path.attr, "::text"))
+        instances = self.instances(path.attr)
         if cmp.op is None and member is None and not path.keys:
             if not subs:
                 return concat("coalesce(jsonb_typeof(", instances, ") = 'array' AND ",
@@ -253,21 +281,24 @@ class _Compiler:
         walk = self._some_instance(instances, subs, on_instance)
         if subs or member is not None or path.keys or semantics is None:
             return walk
-        # The common shape first: one Property instance with a scalar value.
-        first = concat("(", instances, " -> 0)")
-        value = concat(first, " -> 'value'")
-        scalar = self._alias("s")
-        fast = concat("(SELECT ", self._scalar_value(f"{scalar}.v", semantics),
-                      " FROM (SELECT ", value, f" AS v) AS {scalar})")
-        return concat("CASE WHEN coalesce(jsonb_typeof(", instances, "), '') <> 'array' "
-                      "THEN false "
-                      "WHEN jsonb_array_length(", instances, ") = 1 AND ", first,
-                      f" ->> 'type' = '{PROPERTY}' AND jsonb_typeof(", value,
-                      ") IN ('number', 'string', 'boolean') THEN coalesce(", fast,
-                      ", false) ELSE ", walk, " END")
+        # The common shape first: one Property instance (no element 1; an object has none
+        # either, but no element 0 then) with a scalar value. The walk answers the rest,
+        # including a value that is not an array of instances.
+        value = concat("(", instances, " -> 0 -> 'value')")
+        return concat("CASE WHEN ", instances, " IS NULL THEN false WHEN ", instances,
+                      " -> 1 IS NULL AND (", instances, f" -> 0 ->> 'type') = '{PROPERTY}' "
+                      "AND jsonb_typeof(", value, ") IN ('number', 'string', 'boolean') "
+                      "THEN coalesce(", self._scalar_value(value, semantics), ", false) ELSE ",
+                      walk, " END")
 
-    def _scalar_value(self, v: str, semantics: _Semantics) -> Frag:
+    def _scalar_value(self, value: Frag, semantics: _Semantics) -> Frag:
         """The semantics on one scalar candidate (its own and only candidate)."""
+        if value.params:
+            # The tests take SQL text, which may repeat it: a parameter becomes a column.
+            alias = self._alias("s")
+            return concat("(SELECT ", self._scalar_value(Frag(f"{alias}.v"), semantics),
+                          " FROM (SELECT ", value, f" AS v) AS {alias})")
+        v = value.sql
         if semantics.unless is None:
             return semantics.test(v)
         return concat("(coalesce(", semantics.test(v), ", false) AND NOT coalesce(",
@@ -335,17 +366,21 @@ class _Compiler:
 
 
 @lru_cache(maxsize=512)
-def compile_q(expr: QExpr, doc: str = "e.doc", attrs: str | None = None) -> CompiledFilter:
+def compile_q(expr: QExpr, doc: str = "e.doc", attrs: str | None = None,
+              lateral: str | None = None) -> CompiledFilter:
     """A SQL condition selecting the documents ``evaluate_q`` accepts (a superset when
     ``exact`` is False). ``doc`` is the SQL of the document column, ``attrs`` (when given)
     that of its ``attrs`` object, both trusted.
 
     The condition reads ``attrs`` several times per comparison: when it is the document's
-    member, every read decompresses the whole stored document again, so the caller had
-    better extract ``attrs`` once per row and pass that (``postgres_queries`` does)."""
-    compiler = _Compiler()
-    frag = compiler.expr(expr, attrs if attrs is not None else f"{doc} -> 'attrs'")
-    return CompiledFilter(frag.sql, frag.params, compiler.exact)
+    member, every read decompresses the whole stored document again. Given ``lateral`` (an
+    alias), it reads a lateral subquery instead (``sources``, for the caller's FROM clause
+    after the document's table), which extracts ``attrs`` once a row as ``{lateral}.attrs``,
+    and each attribute's instance array once."""
+    attrs_sql = attrs if attrs is not None else f"{doc} -> 'attrs'"
+    compiler = _Compiler(attrs_sql, lateral)
+    frag = compiler.expr(expr)
+    return CompiledFilter(frag.sql, frag.params, compiler.exact, compiler.sources(attrs_sql))
 
 
 # --- scopeQ ----------------------------------------------------------------------------------

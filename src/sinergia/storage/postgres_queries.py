@@ -3,21 +3,23 @@ completes it when SQL alone cannot be exact (regular expressions PostgreSQL cann
 geo predicates, which are shapely's everywhere so that every backend answers alike). Every value
 and every name from a request is a bound parameter.
 
-Documents are fetched as JSON text and handed over unparsed (``QueryResult.documents``): the
-API renders them through a cache keyed by that text. Only the rows a Python check must see are
-parsed.
+Documents are fetched as JSON text (the stored ``doc_text``, no conversion from JSONB) and
+handed over unparsed (``QueryResult.documents``): the API renders them through a cache keyed by
+that text. Only the rows a Python check must see are parsed.
 
 A geo-query with a bounding box starts from the candidates in that box: the stored Points come
 from an index-only scan of ``entity_geo_points`` (their coordinates, no document read) and are
 tested all at once with :func:`sinergia.ngsild.geo.filter_points`; other shapes come from the
 GiST index and are tested on their documents. Then the documents of the matching entities are
 read in rid order, a page at a time. A page without a count reads the Points in rid order a
-chunk at a time and stops once the page is full.
+chunk at a time and stops once the page is full; when the box covers a few cells of
+:mod:`sinergia.storage.postgres_grid`, the chunks come merged from the grid's index.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +37,7 @@ from sinergia.storage.postgres_filters import (
     compile_scope,
     compile_types,
 )
+from sinergia.storage.postgres_grid import Statement, cells_of, points_after
 from sinergia.storage.postgres_regex import to_are
 from sinergia.storage.sql_common import Frag, concat, joined
 
@@ -85,7 +88,7 @@ class Plan:
                rids: list[int] | None = None) -> tuple[str, list[object]]:
         """(key, document text) rows in result order: from the start (``offset``) or after
         the key ``after``, at most ``limit``; only the rows of ``rids`` if given."""
-        sql = (f"SELECT {self.order}, e.doc::text FROM {self.sources.sql} "  # noqa: S608
+        sql = (f"SELECT {self.order}, e.doc_text FROM {self.sources.sql} "  # noqa: S608
                f"WHERE {self.where.sql}")
         params: list[object] = [*self.sources.params, *self.where.params]
         if after is not None:
@@ -107,6 +110,22 @@ class Plan:
             sql += " AND e.rid = ANY(%b::bigint[])"
             params.append(rids)
         return sql, params
+
+
+# Compiling a geo-query's test (reading its geometry, preparing it) costs more than a page of
+# candidates' tests; a map or a dashboard asks with the same few geometries again and again.
+_PREDICATES: OrderedDict[bytes, Callable[[dict[str, Any]], bool]] = OrderedDict()
+_PREDICATES_KEPT = 64
+
+
+def _predicate(geo: GeoQuery) -> Callable[[dict[str, Any]], bool]:
+    key = orjson.dumps((geo.georel, geo.geometry, geo.max_distance, geo.min_distance))
+    found = _PREDICATES.get(key)
+    if found is None:
+        found = _PREDICATES[key] = make_predicate(geo)
+        if len(_PREDICATES) > _PREDICATES_KEPT:
+            _PREDICATES.popitem(last=False)
+    return found
 
 
 def plan(tenant: str, query: EntityQuery) -> Plan:
@@ -134,11 +153,14 @@ def plan(tenant: str, query: EntityQuery) -> Plan:
         types = compile_types(query.type)
         conds.append(Frag(types.sql, types.params))
     attrs_sql = "e.doc -> 'attrs'"
+    q = None
     if query.q is not None:
         # Each comparison reads the attributes several times, and each read of the stored
-        # (compressed) document would decompress all of it again: extract them once a row.
-        sources = concat(sources, " CROSS JOIN LATERAL (SELECT e.doc -> 'attrs' AS attrs "
-                                  "OFFSET 0) a")
+        # (compressed) document would decompress all of it again: compile_q's lateral
+        # subquery extracts them (and the instances it compares) once a row.
+        q = compile_q(query.q, attrs=attrs_sql, lateral="a")
+        assert q.sources is not None
+        sources = concat(sources, q.sources)
         attrs_sql = "a.attrs"
     conds.append(concat("e.tenant = ", _p(tenant, "::text")))
     if query.ids:
@@ -160,8 +182,7 @@ def plan(tenant: str, query: EntityQuery) -> Plan:
     if query.attrs:
         attrs = _no_nul(query.attrs)
         conds.append(concat(f"({attrs_sql}) ?| ", _p(attrs, "::text[]")) if attrs else FALSE)
-    if query.q is not None:
-        q = compile_q(query.q, attrs=attrs_sql)
+    if q is not None and query.q is not None:
         conds.append(Frag(q.sql, q.params))
         if not q.exact:
             expr = query.q
@@ -171,7 +192,7 @@ def plan(tenant: str, query: EntityQuery) -> Plan:
         conds.append(Frag(scope.sql, scope.params))
     geo_plan = None
     if geo is not None:
-        predicate = make_predicate(geo)
+        predicate = _predicate(geo)
         attr = geo.geoproperty
 
         def near_enough(entity: Entity) -> bool:
@@ -319,6 +340,17 @@ async def _geo_query(conn: Conn, how: Plan, geo: GeoPlan, query: EntityQuery) ->
     return page.result(query)
 
 
+def _points_after(geo: GeoPlan) -> Callable[[int, int], Statement]:
+    """The statement and parameters reading the next chunk of the box's Points (after a rid,
+    at most a size): from the grid when it serves the box, else from the SP-GiST index."""
+    minx, miny, maxx, maxy = (float(c) for c in geo.box)
+    bounds = (minx, miny, maxx, maxy)
+    cells = cells_of(bounds)
+    if cells is not None:
+        return points_after(cells, bounds, geo.tenant, geo.attr)
+    return lambda after, size: (_BOX_POINTS_AFTER, (*bounds, geo.tenant, geo.attr, after, size))
+
+
 async def _geo_page(conn: Conn, how: Plan, geo: GeoPlan, query: EntityQuery) -> QueryResult:
     """A page without a count: the box's Points in rid order, a chunk at a time (each four
     times the last), the matches of each chunk and the other shapes up to the same rid read,
@@ -328,8 +360,9 @@ async def _geo_page(conn: Conn, how: Plan, geo: GeoPlan, query: EntityQuery) -> 
     page = _Page(query)
     size = min(_SCAN_MAX, 2 * page.wanted + 64)
     after = -1  # rids are positive
+    points_after = _points_after(geo)
     async with conn.pipeline():
-        points = await conn.execute(_BOX_POINTS_AFTER, (*box, after, size))
+        points = await conn.execute(*points_after(after, size))
         shapes = await conn.execute(_BOX_SHAPES, box)
     packed = await points.fetchone()
     unsure = sorted(rid for (rid,) in await shapes.fetchall())
@@ -358,7 +391,7 @@ async def _geo_page(conn: Conn, how: Plan, geo: GeoPlan, query: EntityQuery) -> 
         if page.full or upto is None:
             return page.result(query)
         size *= 4  # uncapped: a chunk of one entity's Points alone must grow past them
-        cur = await conn.execute(_BOX_POINTS_AFTER, (*box, after, size))
+        cur = await conn.execute(*points_after(after, size))
         packed = await cur.fetchone()
 
 

@@ -4,12 +4,15 @@ Layout (every table carries the tenant and has it in every key, so the schema ca
 distributed by tenant on Citus):
 
 * ``entities`` — current state, one JSONB document per entity (the internal form of
-  :mod:`sinergia.ngsild.model`); ``rid`` (from a sequence) orders query results stably.
+  :mod:`sinergia.ngsild.model`), also as JSON text (``doc_text``, generated: what queries
+  return); ``rid`` (from a sequence) orders query results stably.
 * ``entity_types`` — type → entities, keyed ``(tenant, type, rid)`` so a query by type reads
   the index in result order and stops after one page.
 * ``entity_geo`` — one row per GeoProperty instance with its PostGIS geometry: Points also as
   a ``point`` (``pt``) in an SP-GiST index that covers the query's keys (box queries on Points
   read that index alone), other shapes in a GiST index. The spatial prefilter of geo-queries.
+  Points also have a grid ``cell``, indexed with the rid, so that a page of a geo-query reads
+  its Points in rid order (:mod:`sinergia.storage.postgres_grid`).
 * ``records`` (per-tenant documents: hosted @contexts, subscriptions, …), ``outbox`` and
   ``delivery_status`` (notifications); ``record_generations`` counts the changes of the
   record kinds that processes cache (subscriptions), so a stale copy is noticed in the write
@@ -34,6 +37,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any
+
+from sinergia.storage.postgres_grid import CELL_SQL
 
 log = logging.getLogger(__name__)
 
@@ -252,6 +257,28 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("history by series in read order, with the numbers aggregations need", """
     CREATE INDEX history_by_series ON history (tenant, sid, t_ms, hid) INCLUDE (deleted, num);
     DROP INDEX history_by_series_time;
+    """, online=False),
+    # A page of a geo-query reads the Points of the box's grid cells merged in rid order and
+    # stops when it has enough (see postgres_grid), instead of every Point in the box. Adding
+    # the column rewrites entity_geo: offline.
+    Migration("geo-query pages read Points by grid cell in rid order", f"""
+    ALTER TABLE entity_geo ADD COLUMN cell bigint GENERATED ALWAYS AS ({CELL_SQL}) STORED;
+    CREATE INDEX entity_geo_cells ON entity_geo (tenant, attr, cell, rid) INCLUDE (pt)
+        WHERE pt IS NOT NULL;
+    """, online=False),
+    # A page of query results is returned as JSON text: converting each document from JSONB
+    # (escaping every string) cost more than finding the page. The text is kept once, when
+    # the document is written, and only decompressed when read. Adding the column rewrites
+    # entities: offline.
+    Migration("documents also kept as JSON text, for query results", """
+    DO $$
+    BEGIN
+        ALTER TABLE entities ADD COLUMN doc_text text COMPRESSION lz4
+            GENERATED ALWAYS AS (doc::text) STORED;
+    EXCEPTION WHEN feature_not_supported THEN  -- a server built without lz4
+        ALTER TABLE entities ADD COLUMN doc_text text GENERATED ALWAYS AS (doc::text) STORED;
+    END
+    $$;
     """, online=False),
 )
 
