@@ -255,7 +255,7 @@ def raw_app() -> Starlette:
 
     async def by_id(request: Request) -> Response:
         async with pool.connection() as conn:
-            cur = await conn.execute("SELECT doc::text FROM entities "
+            cur = await conn.execute("SELECT doc_text FROM entities "
                                      "WHERE tenant = '' AND id = %s",
                                      (request.path_params["entity_id"],))
             row = await cur.fetchone()

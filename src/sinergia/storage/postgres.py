@@ -496,15 +496,16 @@ class PostgresStore:
         return None if doc is None else orjson.loads(doc)  # a copy of its own for each caller
 
     async def get_document(self, tenant: str, entity_id: str) -> str | None:
-        # The text PostgreSQL prints for the stored JSONB: the same for as long as the entity
-        # does not change, so the API can key its cache of rendered entities on it.
+        # The text PostgreSQL printed for the stored JSONB (doc_text, kept at write): the same
+        # for as long as the entity does not change, so the API can key its cache of rendered
+        # entities on it.
         if "\x00" in entity_id:
             return None
         return await self._lookups.get(tenant, entity_id)
 
     async def _documents(self, tenant: str, ids: list[str]) -> dict[str, str]:
         async def work(conn: Conn) -> dict[str, str]:
-            cur = await conn.execute("SELECT id, doc::text FROM entities WHERE tenant = %s "
+            cur = await conn.execute("SELECT id, doc_text FROM entities WHERE tenant = %s "
                                      "AND id = ANY(%b::text[])", (tenant, TextArray(ids)))
             return dict(await cur.fetchall())
 
