@@ -13,6 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import anyio.to_thread
 import orjson
 
 from sinergia.ngsild.errors import InternalError, NgsiLdError
-from sinergia.ngsild.geo import geometry_bbox, make_predicate
+from sinergia.ngsild.geo import boxes_out_of_reach, geometry_bbox, make_predicate
 from sinergia.ngsild.history import HistoryInstance
 from sinergia.ngsild.model import GEOPROPERTY, Entity, now_iso
 from sinergia.ngsild.query import EntityQuery, QueryResult
@@ -43,7 +44,12 @@ from sinergia.storage.base import (
     TypeInfo,
 )
 from sinergia.storage.sqlite_coalesce import Coalescer
-from sinergia.storage.sqlite_queries import count_sql, select_sql
+from sinergia.storage.sqlite_queries import (
+    candidates_sql,
+    count_sql,
+    geo_candidates_sql,
+    select_sql,
+)
 from sinergia.storage.sqlite_schema import migrate
 from sinergia.storage.sqlite_writer import Writer
 from sinergia.storage.wakeups import OutboxHandoff, Wakeups
@@ -652,28 +658,25 @@ _GEO_SLICE = 128
 
 def _geo_query(conn: sqlite3.Connection, tenant: str, query: EntityQuery) -> QueryResult:
     """Index prefilter (R*Tree box) in SQL, exact predicate in Python, then paginate. The
-    candidates' row ids come first (cheap: no entity row is read to sort them); their
-    documents are then read a slice at a time, so a page that fills early reads few."""
+    candidates come from the index alone (no entity row is read for them); those whose
+    indexed box is provably out of reach are dropped; the documents of the rest are then
+    read in row-id order a slice at a time, so a page that fills early reads few."""
     assert query.geo is not None
     predicate = make_predicate(query.geo)
     attr = query.geo.geoproperty
-    sql, params = select_sql(tenant, query, paginate=False, column="e.rid")
     wanted = query.offset + query.limit
     docs: list[str] = []
     entities: list[Entity] = []
     count = 0
     conn.execute("BEGIN")  # one snapshot for the ids and the documents
     try:
-        rids = [rid for (rid,) in conn.execute(sql, params)]
+        rids = _geo_candidates(conn, tenant, query)
         start, step = 0, _GEO_SLICE
         while start < len(rids) and (query.count or len(docs) < wanted):
             chunk = rids[start:start + step]
             start += step
             step = min(step * 2, 500)  # SQLite allows 999 parameters in old builds
-            marks = ",".join("?" * len(chunk))
-            found = dict(conn.execute(
-                f"SELECT rid, doc FROM entities WHERE rid IN ({marks})",  # noqa: S608
-                chunk).fetchall())
+            found = dict(conn.execute(*candidates_sql(tenant, query, chunk)).fetchall())
             for rid in chunk:
                 doc = found.get(rid)
                 if doc is None:
@@ -694,6 +697,23 @@ def _geo_query(conn: sqlite3.Connection, tenant: str, query: EntityQuery) -> Que
     return QueryResult(entities[query.offset:wanted], count if query.count else None,
                        documents=docs[query.offset:wanted])
 
+
+def _geo_candidates(conn: sqlite3.Connection, tenant: str, query: EntityQuery) -> list[int]:
+    """Row ids, ascending, of the entities that may match the geo-query: those with an
+    indexed geometry in the query's box that is not provably out of reach, or (no useful box)
+    every entity the rest of the query selects."""
+    assert query.geo is not None
+    candidates = geo_candidates_sql(tenant, query)
+    if candidates is None:
+        sql, params = select_sql(tenant, replace(query, geo=None), paginate=False,
+                                 column="e.rid")
+        return [rid for (rid,) in conn.execute(sql, params)]
+    rows = conn.execute(*candidates).fetchall()
+    if not rows:
+        return []
+    rid_of, minx, miny, maxx, maxy = zip(*rows, strict=True)
+    out = boxes_out_of_reach(query.geo, minx, miny, maxx, maxy)
+    return sorted({rid for rid, far in zip(rid_of, out, strict=True) if not far})
 
 
 def _entity_types(conn: sqlite3.Connection, tenant: str) -> list[TypeInfo]:
