@@ -652,8 +652,9 @@ def _query(conn: sqlite3.Connection, tenant: str, query: EntityQuery) -> QueryRe
     return QueryResult(count=count, documents=documents)
 
 
-# Documents read in the first slice of geo candidates (then twice as many each time).
-_GEO_SLICE = 128
+# Documents read in a slice of geo candidates: the first a little more than the page needs
+# (most candidates left after the box test match), then twice as many each time.
+_GEO_SLICE_MIN, _GEO_SLICE_MAX = 16, 500
 
 
 def _geo_query(conn: sqlite3.Connection, tenant: str, query: EntityQuery) -> QueryResult:
@@ -671,11 +672,14 @@ def _geo_query(conn: sqlite3.Connection, tenant: str, query: EntityQuery) -> Que
     conn.execute("BEGIN")  # one snapshot for the ids and the documents
     try:
         rids = _geo_candidates(conn, tenant, query)
-        start, step = 0, _GEO_SLICE
+        start = 0
+        step = _GEO_SLICE_MAX if query.count else max(_GEO_SLICE_MIN, wanted + wanted // 8)
         while start < len(rids) and (query.count or len(docs) < wanted):
+            # SQLite allows 999 parameters in old builds
+            step = min(step, _GEO_SLICE_MAX)
             chunk = rids[start:start + step]
             start += step
-            step = min(step * 2, 500)  # SQLite allows 999 parameters in old builds
+            step *= 2
             found = dict(conn.execute(*candidates_sql(tenant, query, chunk)).fetchall())
             for rid in chunk:
                 doc = found.get(rid)
