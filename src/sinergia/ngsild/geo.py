@@ -497,6 +497,12 @@ def _shape(geometry: dict[str, Any]) -> Any:
     return shape
 
 
+def _prepared_shape(geometry: dict[str, Any]) -> Any:
+    shape = _shape(geometry)
+    shapely.prepare(shape)
+    return shape
+
+
 def _densify(shape: Any) -> Any:
     if shapely.get_type_id(shape) == 0:  # Point
         return shape
@@ -569,8 +575,8 @@ _UNREADABLE = (TypeError, ValueError, KeyError, IndexError, shapely.errors.Shape
 class _Compiled:
     """Everything about a query that can be computed once, before testing candidates."""
 
-    __slots__ = ("_frame", "_projected", "box", "centre", "georel", "max_distance",
-                 "min_distance", "point", "query")
+    __slots__ = ("_frame", "_projected", "_query", "box", "geometry", "georel", "max_distance",
+                 "min_distance", "point")
 
     def __init__(self, q: GeoQuery) -> None:
         self.georel = q.georel
@@ -579,10 +585,11 @@ class _Compiled:
         if q.georel == "near" and (q.max_distance is None) == (q.min_distance is None):
             raise BadRequestData("geoQ.georel: near needs exactly one of maxDistance or "
                                  "minDistance")
-        self.query = _shape(q.geometry)
-        shapely.prepare(self.query)
+        self.geometry = q.geometry
+        # Only a Point's shape waits for its first use (it cannot fail to be made later).
+        lazy = q.georel == "near" and q.geometry["type"] == "Point"
+        self._query: Any = None if lazy else _prepared_shape(q.geometry)
         self.point: tuple[float, float] | None = None
-        self.centre: tuple[float, float] | None = None
         self._frame: Transformer | None = None
         self._projected: Any = None
         # For near: stored Points outside this box are farther than the distance, which
@@ -595,15 +602,20 @@ class _Compiled:
             if q.geometry["type"] == "Point":
                 lon, lat = q.geometry["coordinates"][:2]
                 self.point = (lon, lat)
-            self.centre = _bbox_centre(q.geometry)
 
-    # The projection is made on first use: a Point query tested against stored Points (the
-    # commonest near) never needs it, and a random centre misses the frame cache.
+    # The shapes and the projection are made on first use: a Point query tested against
+    # stored Points (the commonest near) needs none of them, and a random centre misses the
+    # frame cache.
+    @property
+    def query(self) -> Any:
+        if self._query is None:
+            self._query = _prepared_shape(self.geometry)
+        return self._query
+
     @property
     def frame(self) -> Transformer:
         if self._frame is None:
-            assert self.centre is not None
-            self._frame = _frame_at(*self.centre)
+            self._frame = _frame_at(*_bbox_centre(self.geometry))
         return self._frame
 
     @property
@@ -635,7 +647,7 @@ class _Compiled:
         return bool(shapely.overlaps(query, stored))
 
     def predicate(self) -> Callable[[dict[str, Any]], bool]:
-        georel, query, point = self.georel, self.query, self.point
+        georel, point = self.georel, self.point
         max_d, min_d = self.max_distance, self.min_distance
 
         if georel == "near":
@@ -665,6 +677,7 @@ class _Compiled:
         xy_test = {"within": shapely.contains_xy, "intersects": shapely.intersects_xy,
                    "disjoint": shapely.intersects_xy}.get(georel)
         negate = georel == "disjoint"
+        query = self.query
 
         def relate(stored: dict[str, Any]) -> bool:
             try:
