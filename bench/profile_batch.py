@@ -40,10 +40,11 @@ class _Client:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def request(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+    async def request(self, method: str, path: str, body: bytes,
+                      query: str = "") -> tuple[int, bytes]:
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
                  "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
-                 "query_string": b"", "root_path": "", "server": ("t", 80),
+                 "query_string": query.encode(), "root_path": "", "server": ("t", 80),
                  "client": ("127.0.0.1", 1),
                  "headers": [(b"host", b"t"), (b"content-length", str(len(body)).encode()),
                              *JSON]}

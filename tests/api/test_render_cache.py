@@ -78,3 +78,15 @@ def test_the_request_context_and_entity_changes_are_seen(client: TestClient) -> 
                          json={"brightness": {"type": "Property", "value": 0.9}})
     assert patch.status_code == 204
     assert orjson.loads(fetch(client, {}, {})[2])[0]["brightness"]["value"] == 0.9
+
+
+def test_texts_that_share_their_first_characters_are_told_apart(client: TestClient) -> None:
+    # An id longer than the cache's key prefix: every version of the entity shares it.
+    entity = {**lamp(1, 0.5), "id": "urn:ngsi-ld:Lamp:" + "x" * 300}
+    assert client.post(f"{BASE}/entities", json=entity).status_code == 201
+    assert orjson.loads(fetch(client, {}, {})[2])[0]["brightness"]["value"] == 0.5
+    for level in (0.7, 0.9):
+        patch = client.patch(f"{BASE}/entities/{entity['id']}/attrs",
+                             json={"brightness": {"type": "Property", "value": level}})
+        assert patch.status_code == 204
+        assert orjson.loads(fetch(client, {}, {})[2])[0]["brightness"]["value"] == level

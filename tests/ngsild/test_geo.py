@@ -19,6 +19,7 @@ from sinergia.ngsild.geo import (
     GEOMETRY_TYPES,
     MAX_POSITIONS,
     GeoQuery,
+    boxes_out_of_reach,
     distance_m,
     filter_geometries,
     geometry_bbox,
@@ -283,6 +284,39 @@ def test_predicates_are_robust_and_prefiltered_correctly(query_geometry: dict[st
     box = query_bbox(q)
     if matched and box is not None:
         assert boxes_meet(box, geometry_bbox(stored))
+    if matched:
+        minx, miny, maxx, maxy = geometry_bbox(stored)
+        assert boxes_out_of_reach(q, [minx], [miny], [maxx], [maxy]) == [False]
+
+
+@given(st.floats(-179.0, 179.0), st.floats(-85.0, 85.0), st.floats(0.0, 360.0),
+       st.floats(0.0, 5_000.0), st.floats(0.0, 0.01), st.floats(0.0, 0.01),
+       st.floats(1.0, 3_000.0), st.floats(0.0, 1.0), st.floats(0.0, 1.0))
+@settings(max_examples=300, deadline=None)
+def test_a_box_out_of_reach_holds_no_match(lon: float, lat: float, azimuth: float,
+                                           metres: float, width: float, height: float,
+                                           distance: float, fx: float, fy: float) -> None:
+    """Whatever point of a box out of reach is stored, it is farther than maxDistance."""
+    centre = moved(lon, lat, azimuth, metres)["coordinates"]
+    minx, miny = centre[0] - width / 2, centre[1] - height / 2
+    maxx, maxy = centre[0] + width / 2, centre[1] + height / 2
+    q = GeoQuery("near", point(lon, lat), LOC, max_distance=distance)
+    if boxes_out_of_reach(q, [minx], [miny], [maxx], [maxy]) == [True]:
+        for x, y in ((minx, miny), (minx, maxy), (maxx, miny), (maxx, maxy),
+                     (minx + fx * width, miny + fy * height)):
+            assert not make_predicate(q)(point(x, y))
+
+
+def test_boxes_out_of_reach_settles_far_boxes_only_for_near_a_point() -> None:
+    q = query("near;maxDistance==500", DUOMO)
+    # Castello is ~1.1 km from the Duomo; a box around the Duomo itself may match.
+    assert boxes_out_of_reach(q, [9.1795, 9.1915], [45.4704, 45.4640], [9.1797, 9.1917],
+                              [45.4706, 45.4642]) == [True, False]
+    # Near a polygon, or with minDistance, no box is settled.
+    polygon = query("near;maxDistance==500", square(9.19, 45.46, 9.192, 45.462))
+    assert boxes_out_of_reach(polygon, [9.1795], [45.4704], [9.1797], [45.4706]) == [False]
+    minimum = query("near;minDistance==500", DUOMO)
+    assert boxes_out_of_reach(minimum, [9.1795], [45.4704], [9.1797], [45.4706]) == [False]
 
 
 # --- parse_geoq ------------------------------------------------------------------------------

@@ -269,6 +269,38 @@ def test_strings_compared_with_a_vocab_are_expanded(corpus: sqlite3.Connection, 
     assert [e["id"] for e in CORPUS if evaluate_q(expr, e)] == [f"urn:c:{i}" for i in ids]
 
 
+@pytest.mark.parametrize(("texts", "sql_texts"), [
+    (["a>0", "a>4", "a>4.5", "a>-1e3"], 1),
+    (['a=="abc"', 'a=="b"', 'a==""', "a==urn:x:1"], 1),
+    (["a==1..5", "a==5..10", "a==2.5..2.5"], 1),
+    (['a==1,"b"', 'a==5,"abc"', 'a==10,"on"'], 1),
+    (['a~="^a"', 'a~="c$"', 'a!~="^a"', 'a!~="b"'], 2),
+    (["a==5;b==true", "a==1;b==true", "a==5;b==false", "a==1|b==true"], 3),
+    (["a==1", "a==true", "a==5", "a==false"], 3),
+])
+def test_expressions_of_one_shape_share_their_sql_and_keep_their_values(
+        corpus: sqlite3.Connection, texts: list[str], sql_texts: int) -> None:
+    """The SQL is made once per shape (numbers and strings left as parameters; booleans,
+    operators and structure are the shape); each expression still selects exactly its own
+    entities, whatever was compiled before it."""
+    exprs = [resolve_q(parse_q(text), expand, expand) for text in texts]
+    for expr in [*exprs, *reversed(exprs)]:
+        check_agrees(corpus, CORPUS, expr)
+    compiled = [compile_q(expr) for expr in exprs]
+    assert len({sql for sql, _ in compiled}) == sql_texts
+    assert len({(sql, tuple(params)) for sql, params in compiled}) == len(texts)
+
+
+def test_booleans_and_numbers_never_share_a_shape(corpus: sqlite3.Connection) -> None:
+    one = compile_q(resolve_q(parse_q("b==1"), expand))
+    true = compile_q(resolve_q(parse_q("b==true"), expand))
+    assert one[0] != true[0]
+    assert [e["id"] for e in CORPUS if sql_results(corpus, resolve_q(parse_q("b==true"),
+                                                                       expand))[e["id"]]] == [
+        "urn:c:9"]
+    assert not any(sql_results(corpus, resolve_q(parse_q("b==1"), expand)).values())
+
+
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(expressions())
 def test_sql_agrees_with_evaluator_on_corpus(corpus: sqlite3.Connection, expr: QExpr) -> None:

@@ -497,6 +497,12 @@ def _shape(geometry: dict[str, Any]) -> Any:
     return shape
 
 
+def _prepared_shape(geometry: dict[str, Any]) -> Any:
+    shape = _shape(geometry)
+    shapely.prepare(shape)
+    return shape
+
+
 def _densify(shape: Any) -> Any:
     if shapely.get_type_id(shape) == 0:  # Point
         return shape
@@ -569,8 +575,8 @@ _UNREADABLE = (TypeError, ValueError, KeyError, IndexError, shapely.errors.Shape
 class _Compiled:
     """Everything about a query that can be computed once, before testing candidates."""
 
-    __slots__ = ("box", "frame", "georel", "max_distance", "min_distance", "point",
-                 "projected", "query")
+    __slots__ = ("_frame", "_projected", "_query", "box", "geometry", "georel", "max_distance",
+                 "min_distance", "point")
 
     def __init__(self, q: GeoQuery) -> None:
         self.georel = q.georel
@@ -579,11 +585,13 @@ class _Compiled:
         if q.georel == "near" and (q.max_distance is None) == (q.min_distance is None):
             raise BadRequestData("geoQ.georel: near needs exactly one of maxDistance or "
                                  "minDistance")
-        self.query = _shape(q.geometry)
-        shapely.prepare(self.query)
+        self.geometry = q.geometry
+        # Only a Point's shape waits for its first use (it cannot fail to be made later).
+        lazy = q.georel == "near" and q.geometry["type"] == "Point"
+        self._query: Any = None if lazy else _prepared_shape(q.geometry)
         self.point: tuple[float, float] | None = None
-        self.frame: Transformer | None = None
-        self.projected: Any = None
+        self._frame: Transformer | None = None
+        self._projected: Any = None
         # For near: stored Points outside this box are farther than the distance, which
         # settles them without a geodesic computation.
         self.box: Bbox | None = None
@@ -594,9 +602,28 @@ class _Compiled:
             if q.geometry["type"] == "Point":
                 lon, lat = q.geometry["coordinates"][:2]
                 self.point = (lon, lat)
-            self.frame = _frame_at(*_bbox_centre(q.geometry))
-            self.projected = _project(self.frame, self.query)
-            shapely.prepare(self.projected)
+
+    # The shapes and the projection are made on first use: a Point query tested against
+    # stored Points (the commonest near) needs none of them, and a random centre misses the
+    # frame cache.
+    @property
+    def query(self) -> Any:
+        if self._query is None:
+            self._query = _prepared_shape(self.geometry)
+        return self._query
+
+    @property
+    def frame(self) -> Transformer:
+        if self._frame is None:
+            self._frame = _frame_at(*_bbox_centre(self.geometry))
+        return self._frame
+
+    @property
+    def projected(self) -> Any:
+        if self._projected is None:
+            self._projected = _project(self.frame, self.query)
+            shapely.prepare(self._projected)
+        return self._projected
 
     def _near(self, projected: Any) -> bool:
         if self.max_distance is not None:
@@ -620,12 +647,11 @@ class _Compiled:
         return bool(shapely.overlaps(query, stored))
 
     def predicate(self) -> Callable[[dict[str, Any]], bool]:
-        georel, query, point = self.georel, self.query, self.point
+        georel, point = self.georel, self.point
         max_d, min_d = self.max_distance, self.min_distance
 
         if georel == "near":
-            frame, box = self.frame, self.box
-            assert frame is not None
+            box = self.box
             far = max_d is None  # what a point beyond the distance gives
 
             def near(stored: dict[str, Any]) -> bool:
@@ -641,9 +667,9 @@ class _Compiled:
                                 return metres <= max_d
                             assert min_d is not None
                             return metres >= min_d
-                        x, y = frame.transform(lon, lat)
+                        x, y = self.frame.transform(lon, lat)
                         return self._near(shapely.Point(x, y))
-                    return self._near(_project(frame, _shape(stored)))
+                    return self._near(_project(self.frame, _shape(stored)))
                 except _UNREADABLE:
                     return False
             return near
@@ -651,6 +677,7 @@ class _Compiled:
         xy_test = {"within": shapely.contains_xy, "intersects": shapely.intersects_xy,
                    "disjoint": shapely.intersects_xy}.get(georel)
         negate = georel == "disjoint"
+        query = self.query
 
         def relate(stored: dict[str, Any]) -> bool:
             try:
@@ -689,7 +716,6 @@ class _Compiled:
             n = len(xs)
             metres = _GEOD.inv(np.full(n, self.point[0]), np.full(n, self.point[1]), xs, ys)[2]
         else:
-            assert self.frame is not None
             px, py = self.frame.transform(xs, ys)
             pts = shapely.points(px, py)
             if maximum:
@@ -745,6 +771,31 @@ def filter_geometries(q: GeoQuery, geoms: Sequence[dict[str, Any]]) -> list[bool
         for i, hit in zip(indices, hits, strict=True):
             result[i] = hit
     return result
+
+
+# Metres a degree spans at most anywhere on WGS84: a degree of latitude ~111,694 m (at the
+# poles), a degree of longitude a·π/180 ~111,319 m (on the equator); rounded up.
+_MAX_METRES_PER_DEGREE = 111_700.0
+
+
+def boxes_out_of_reach(q: GeoQuery, minx: Sequence[float], miny: Sequence[float],
+                       maxx: Sequence[float], maxy: Sequence[float]) -> list[bool]:
+    """For each lon/lat box, True when no geometry inside it can match ``q``; False when it
+    may (or when ``q`` is not a ``near;maxDistance`` from a Point, for which no such test is
+    made). Conservative: any point p of a box lies within ``reach`` metres of its centre c
+    (along a meridian, then a parallel), so by the triangle inequality of geodesic distance
+    d(q, p) >= d(q, c) - reach, and a box whose lower bound exceeds the distance is out."""
+    count = len(minx)
+    if (q.georel != "near" or q.max_distance is None or q.geometry["type"] != "Point"
+            or not count):
+        return [False] * count
+    x0, x1 = np.asarray(minx, dtype=float), np.asarray(maxx, dtype=float)
+    y0, y1 = np.asarray(miny, dtype=float), np.asarray(maxy, dtype=float)
+    lon, lat = q.geometry["coordinates"][:2]
+    metres = _GEOD.inv(np.full(count, float(lon)), np.full(count, float(lat)),
+                       (x0 + x1) / 2.0, (y0 + y1) / 2.0)[2]
+    reach = ((x1 - x0) + (y1 - y0)) / 2.0 * _MAX_METRES_PER_DEGREE + _NEAR_MARGIN_M
+    return (np.asarray(metres) - reach > q.max_distance).tolist()  # type: ignore[no-any-return]
 
 
 def _point_xy(geometry: object) -> tuple[float, float] | None:

@@ -3,7 +3,8 @@
 WAL mode; one writer thread that groups concurrent writes into few commits
 (:mod:`sinergia.storage.sqlite_writer`); point reads on the event loop's own connection (a
 primary-key look-up costs less than a hop to a thread); queries on a small pool of reader
-threads so a long scan never stalls the server.
+threads so a long scan never stalls the server (a geo-query's documents are then parsed and
+tested on the event loop: :mod:`sinergia.storage.sqlite_geo`).
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ import anyio.to_thread
 import orjson
 
 from sinergia.ngsild.errors import InternalError, NgsiLdError
-from sinergia.ngsild.geo import geometry_bbox, make_predicate
+from sinergia.ngsild.geo import geometry_bbox
 from sinergia.ngsild.history import HistoryInstance
 from sinergia.ngsild.model import GEOPROPERTY, Entity, now_iso
 from sinergia.ngsild.query import EntityQuery, QueryResult
-from sinergia.storage import sqlite_filters, sqlite_history, sqlite_values
+from sinergia.storage import sqlite_filters, sqlite_geo, sqlite_history, sqlite_values
 from sinergia.storage.base import (
     AttributeInfo,
     ChangeListener,
@@ -162,17 +163,22 @@ class SQLiteStore:
             self._keepalive.close()
             self._keepalive = None
 
+    def _take_reader(self) -> sqlite3.Connection:
+        with self._lock:
+            conn = self._idle_readers.pop() if self._idle_readers else None
+        return self._new_reader() if conn is None else conn
+
+    def _give_back(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            self._idle_readers.append(conn)
+
     async def _read(self, fn: Any, *args: Any) -> Any:
         def run() -> Any:
-            with self._lock:
-                conn = self._idle_readers.pop() if self._idle_readers else None
-            if conn is None:
-                conn = self._new_reader()
+            conn = self._take_reader()
             try:
                 return fn(conn, *args)
             finally:
-                with self._lock:
-                    self._idle_readers.append(conn)
+                self._give_back(conn)
 
         return await anyio.to_thread.run_sync(run, limiter=self._readers)
 
@@ -386,6 +392,15 @@ class SQLiteStore:
         return None if row is None else str(row[0])
 
     async def query_entities(self, tenant: str, query: EntityQuery) -> QueryResult:
+        if query.geo is not None:
+            # Reads on a worker thread, tests on this one (see sqlite_geo): the connection
+            # and a reader's place are held in between.
+            async with self._readers:
+                conn = self._take_reader()
+                try:
+                    return await sqlite_geo.geo_query(conn, tenant, query)
+                finally:
+                    self._give_back(conn)
         result: QueryResult = await self._read(_query, tenant, query)
         return result
 
@@ -632,8 +647,7 @@ def _geometries(entity: Entity) -> list[tuple[str, Any]]:
 
 
 def _query(conn: sqlite3.Connection, tenant: str, query: EntityQuery) -> QueryResult:
-    if query.geo is not None:
-        return _geo_query(conn, tenant, query)
+    assert query.geo is None  # see sqlite_geo
     documents: list[str] = []
     if query.limit > 0:
         sql, params = select_sql(tenant, query)
@@ -644,56 +658,6 @@ def _query(conn: sqlite3.Connection, tenant: str, query: EntityQuery) -> QueryRe
         (count,) = conn.execute(sql, params).fetchone()
     # Parsed only if someone looks: the API renders from a cache keyed by the text.
     return QueryResult(count=count, documents=documents)
-
-
-# Documents read in the first slice of geo candidates (then twice as many each time).
-_GEO_SLICE = 128
-
-
-def _geo_query(conn: sqlite3.Connection, tenant: str, query: EntityQuery) -> QueryResult:
-    """Index prefilter (R*Tree box) in SQL, exact predicate in Python, then paginate. The
-    candidates' row ids come first (cheap: no entity row is read to sort them); their
-    documents are then read a slice at a time, so a page that fills early reads few."""
-    assert query.geo is not None
-    predicate = make_predicate(query.geo)
-    attr = query.geo.geoproperty
-    sql, params = select_sql(tenant, query, paginate=False, column="e.rid")
-    wanted = query.offset + query.limit
-    docs: list[str] = []
-    entities: list[Entity] = []
-    count = 0
-    conn.execute("BEGIN")  # one snapshot for the ids and the documents
-    try:
-        rids = [rid for (rid,) in conn.execute(sql, params)]
-        start, step = 0, _GEO_SLICE
-        while start < len(rids) and (query.count or len(docs) < wanted):
-            chunk = rids[start:start + step]
-            start += step
-            step = min(step * 2, 500)  # SQLite allows 999 parameters in old builds
-            marks = ",".join("?" * len(chunk))
-            found = dict(conn.execute(
-                f"SELECT rid, doc FROM entities WHERE rid IN ({marks})",  # noqa: S608
-                chunk).fetchall())
-            for rid in chunk:
-                doc = found.get(rid)
-                if doc is None:
-                    continue
-                entity = orjson.loads(doc)
-                if not any(predicate(instance["value"])
-                           for instance in entity["attrs"].get(attr, ())
-                           if isinstance(instance.get("value"), dict)):
-                    continue
-                count += 1
-                if len(docs) < wanted:
-                    docs.append(doc)
-                    entities.append(entity)
-                elif not query.count:
-                    break
-    finally:
-        conn.execute("COMMIT")
-    return QueryResult(entities[query.offset:wanted], count if query.count else None,
-                       documents=docs[query.offset:wanted])
-
 
 
 def _entity_types(conn: sqlite3.Connection, tenant: str) -> list[TypeInfo]:

@@ -54,6 +54,7 @@ from sinergia.ngsild.qlang import (
     datetime_key,
     scope_matches,
 )
+from sinergia.storage.q_shapes import Bound, shape_of
 from sinergia.storage.sql_common import Frag, scope_shape, split_path, vocab_comparison
 from sinergia.storage.sql_common import concat as _j
 from sinergia.storage.sql_common import joined as _joined
@@ -488,6 +489,11 @@ def _unwrapped_columns(alias: str) -> str:
 
 
 @lru_cache(maxsize=512)
+def _compile_shape(shape: QExpr, doc: str, rid: str | None) -> tuple[str, Bound]:
+    frag = _compile_q(shape, doc, rid)
+    return frag.sql, Bound.of(frag.params)
+
+
 def _compile_q(expr: QExpr, doc: str, rid: str | None) -> Frag:
     generic = _Compiler().expr(expr, Frag(doc))
     if rid is not None:
@@ -514,9 +520,13 @@ def compile_q(expr: QExpr, doc: str = "e.doc", rid: str | None = None,
     SQL expression of the document column. With ``rid``, the SQL expression of the entity's
     row id in ``entities``, the condition judges on the ``attr_values`` rows first and reads
     the document only when they cannot decide (both trusted, written by the caller).
-    TooComplexQuery when SQLite cannot parse that much nesting."""
-    frag = _compile_q(expr, doc, rid)
-    return frag.sql, list(frag.params)
+    TooComplexQuery when SQLite cannot parse that much nesting.
+
+    The SQL is made once per shape of expression (:mod:`sinergia.storage.q_shapes`): a
+    client that sends ``x>0.31``, then ``x>0.77``, compiles (and test-parses) it once."""
+    shape, values = shape_of(expr)
+    sql, bound = _compile_shape(shape, doc, rid)
+    return sql, bound.params(values)
 
 
 _probe_lock = threading.Lock()

@@ -3,6 +3,8 @@ a request is a bound parameter; only fixed SQL fragments are concatenated."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sinergia.ngsild.geo import query_bbox
 from sinergia.ngsild.qlang import TypeAnd, TypeExpr, TypeOr
 from sinergia.ngsild.query import EntityQuery, Selector
@@ -45,24 +47,30 @@ def _attr_exists_path(attr: str) -> str:
     return '$.attrs."' + attr.replace('"', '\\"') + '"'
 
 
-def _where(tenant: str, query: EntityQuery) -> tuple[str, str, Params]:
-    """(FROM clause, WHERE clause, parameters). A single type drives the scan from the
-    ``entity_types`` primary key, which yields rows already in ``rid`` order."""
+def _where(tenant: str, query: EntityQuery,
+           rids: Sequence[int] | None = None) -> tuple[str, str, Params]:
+    """(FROM clause, WHERE clause, parameters) of every condition but the geo-query (see
+    :func:`geo_candidates_sql`). A single type drives the scan from the ``entity_types``
+    primary key, which yields rows already in ``rid`` order. With ``rids`` only the entities
+    of those row ids (the caller's candidates) are looked at, each by its key."""
     sources = "entities e"
     clauses: list[str] = []
     params: Params = []
-    box = query_bbox(query.geo) if query.geo is not None else None
-    if query.geo is not None and box is not None:
-        # Drive the scan from the R*Tree: the candidates in the box are few.
-        minx, miny, maxx, maxy = box
-        sources = ("(SELECT DISTINCT r.rid FROM geo_index g JOIN geo_refs r ON r.gid = g.gid "
-                   "WHERE g.minx <= ? AND g.maxx >= ? AND g.miny <= ? AND g.maxy >= ? "
-                   "AND r.attr = ?) c CROSS JOIN entities e ON e.rid = c.rid")
-        params.extend((maxx, minx, maxy, miny, query.geo.geoproperty))
-    elif isinstance(query.type, str):
-        sources = "entity_types t JOIN entities e ON e.rid = t.rid"
+    marks = "" if rids is None else ",".join("?" * len(rids))
+    if isinstance(query.type, str):
+        # CROSS JOIN: the candidates' types are probed before any entity row is read.
+        join = "JOIN" if rids is None else "CROSS JOIN"
+        sources = f"entity_types t {join} entities e ON e.rid = t.rid"
         clauses.append("t.tenant = ? AND t.type = ?")
         params.extend((tenant, query.type))
+        if rids is not None:
+            clauses.append(f"t.rid IN ({marks})")
+            params.extend(rids)
+    elif rids is not None:
+        # Looked up by row id, never by scanning an index (of the tenant, say) instead.
+        sources = "entities e NOT INDEXED"
+        clauses.append(f"e.rid IN ({marks})")
+        params.extend(rids)
     clauses.append("e.tenant = ?")
     params.append(tenant)
     if query.ids:
@@ -96,15 +104,38 @@ def select_sql(tenant: str, query: EntityQuery, *, paginate: bool = True,
                column: str = "e.doc") -> tuple[str, Params]:
     """The documents (or ``column``, e.g. ``e.rid``) of the selected entities, by row id."""
     sources, where, params = _where(tenant, query)
-    # Order by the column of the driving side: with the R*Tree candidates (c) the sort runs
-    # on their row ids, before the entity rows are joined.
-    order = ("t.rid" if sources.startswith("entity_types")
-             else "c.rid" if sources.startswith("(") else "e.rid")
+    # Order by the column of the driving side, whose index yields that order.
+    order = "t.rid" if sources.startswith("entity_types") else "e.rid"
     sql = f"SELECT {column} FROM {sources} WHERE {where} ORDER BY {order}"  # noqa: S608
     if paginate:
         sql += " LIMIT ? OFFSET ?"
         params.extend((query.limit, query.offset))
     return sql, params
+
+
+def geo_candidates_sql(tenant: str, query: EntityQuery) -> tuple[str, Params] | None:
+    """``(rid, minx, miny, maxx, maxy)`` of each indexed geometry of the query's GeoProperty
+    whose box meets the query's box: the index alone, no entity row nor type is read (the
+    documents read afterwards are of the candidates that pass the rest of the query, see
+    :func:`candidates_sql`). None when the geo-query has no useful box. An entity with
+    several geometries comes once for each."""
+    assert query.geo is not None
+    box = query_bbox(query.geo)
+    if box is None:
+        return None
+    minx, miny, maxx, maxy = box
+    params: Params = [maxx, minx, maxy, miny, query.geo.geoproperty]
+    sql = ("SELECT r.rid, g.minx, g.miny, g.maxx, g.maxy FROM geo_index g "
+           "JOIN geo_refs r ON r.gid = g.gid WHERE g.minx <= ? AND g.maxx >= ? "
+           "AND g.miny <= ? AND g.maxy >= ? AND r.attr = ?")
+    return sql, params
+
+
+def candidates_sql(tenant: str, query: EntityQuery, rids: list[int]) -> tuple[str, Params]:
+    """``(rid, doc)`` of those of the candidates ``rids`` that pass every condition of the
+    query but its geo-query (left to the caller)."""
+    sources, where, params = _where(tenant, query, rids)
+    return f"SELECT e.rid, e.doc FROM {sources} WHERE {where}", params  # noqa: S608
 
 
 def count_sql(tenant: str, query: EntityQuery) -> tuple[str, Params]:
