@@ -9,10 +9,10 @@ Isolation between receivers is the point of the design:
   timeout gives up with a retryable outcome instead of queueing without end;
 * every attempt is bounded by the timeout, whatever the receiver does (slow connect, slow
   response, trickled bytes), so no call takes more than twice the timeout in all;
-* HTTP uses one shared ``aiohttp.ClientSession`` (keep-alive connections) without a global
-  connection cap — the per-origin slots are the cap — so many slow receivers cannot starve
-  the pool. aiohttp rather than httpx: a notifier makes thousands of small POSTs a second, and
-  httpx's pool spends several times aiohttp's CPU on each of them;
+* HTTP goes through :class:`~sinergia.broker.http_post.HttpPoster` (keep-alive connections
+  per origin, no global cap — the per-origin slots are the cap — so many slow receivers
+  cannot starve a pool): a notifier makes thousands of small POSTs a second, and a general
+  client (aiohttp, httpx) spends several times its CPU on each;
 * MQTT keeps one connection per broker (and credentials), opened on first use and reopened
   when it breaks.
 """
@@ -25,13 +25,14 @@ import random
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Final
 from urllib.parse import unquote, urlsplit
 
-import aiohttp
 import aiomqtt
 import anyio
+
+from sinergia.broker.http_post import HttpPoster, HttpPostError, InvalidRequest
 
 if TYPE_CHECKING:
     from sinergia.settings import Settings
@@ -91,6 +92,7 @@ class RetryPolicy:
 # --- endpoints ----------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)   # endpoints are few; each notification asks again
 def endpoint_origin(uri: str) -> str:
     """``scheme://host:port`` of an endpoint: what its concurrency slots are keyed by."""
     parts = urlsplit(uri)
@@ -102,9 +104,23 @@ def endpoint_origin(uri: str) -> str:
     return f"{scheme}://{host}:{port}"
 
 
+async def _acquire(semaphore: asyncio.Semaphore, timeout: float) -> bool:
+    """Take a slot, waiting at most ``timeout``; a free one costs no timer and no yield (the
+    asyncio primitives rather than anyio's, which yield to the loop even then)."""
+    if not semaphore.locked():
+        await semaphore.acquire()
+        return True
+    try:
+        async with asyncio.timeout(timeout):
+            await semaphore.acquire()
+    except TimeoutError:
+        return False
+    return True
+
+
 @dataclass(slots=True)
 class _Slots:
-    semaphore: anyio.Semaphore
+    semaphore: asyncio.Semaphore
     users: int = 0   # holding or waiting; the entry is dropped at 0 so the table stays small
 
 
@@ -132,7 +148,7 @@ class Deliverer:
         self.timeout = timeout
         self.per_endpoint = per_endpoint
         self._slots: dict[str, _Slots] = {}
-        self._http: aiohttp.ClientSession | None = None
+        self._http = HttpPoster()
         self._mqtt: dict[_Broker, aiomqtt.Client] = {}
         self._mqtt_locks: dict[_Broker, asyncio.Lock] = {}
 
@@ -149,9 +165,7 @@ class Deliverer:
 
     async def aclose(self) -> None:
         """Close the HTTP client and every MQTT connection."""
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        await self._http.aclose()
         clients = list(self._mqtt.values())
         self._mqtt.clear()
         for client in clients:
@@ -176,14 +190,10 @@ class Deliverer:
             return DeliveryOutcome(False, error=f"invalid endpoint: {exc}")
         slots = self._slots.get(origin)
         if slots is None:
-            slots = self._slots[origin] = _Slots(anyio.Semaphore(self.per_endpoint))
+            slots = self._slots[origin] = _Slots(asyncio.Semaphore(self.per_endpoint))
         slots.users += 1
         try:
-            acquired = False
-            with anyio.move_on_after(self.timeout):
-                await slots.semaphore.acquire()
-                acquired = True
-            if not acquired:
+            if not await _acquire(slots.semaphore, self.timeout):
                 return DeliveryOutcome(False, retryable=True, error=(
                     f"{origin} is busy: {self.per_endpoint} notifications to it have been "
                     f"in flight for {self.timeout:g} s"))
@@ -199,43 +209,25 @@ class Deliverer:
     async def _attempt(self, uri: str, headers: Mapping[str, str], body: bytes,
                        notifier_info: Mapping[str, str]) -> DeliveryOutcome:
         scheme = uri.split(":", 1)[0].lower()
-        outcome: DeliveryOutcome | None = None
-        with anyio.move_on_after(self.timeout):
-            if scheme in ("http", "https"):
-                outcome = await self._post(uri, headers, body)
-            elif scheme in ("mqtt", "mqtts"):
-                outcome = await self._publish(uri, body, notifier_info)
-            else:
-                outcome = DeliveryOutcome(False, error=f"unsupported endpoint scheme {scheme!r}")
-        if outcome is None:
-            return DeliveryOutcome(False, retryable=True,
-                                   error=f"no answer within {self.timeout:g} s")
-        return outcome
-
-    # -- HTTP -----------------------------------------------------------------------------------
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-                # Notifications are sent as they are: no cookies kept between receivers.
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-        return self._http
-
-    async def _post(self, uri: str, headers: Mapping[str, str], body: bytes) -> DeliveryOutcome:
         try:
-            async with self._client().post(uri, data=body, headers=headers,
-                                           allow_redirects=False) as response:
-                status = response.status
-                await response.read()  # the whole answer, so the connection can be reused
+            async with asyncio.timeout(self.timeout):
+                if scheme in ("http", "https"):
+                    return await self._post(uri, headers, body)
+                if scheme in ("mqtt", "mqtts"):
+                    return await self._publish(uri, body, notifier_info)
         except TimeoutError:
             return DeliveryOutcome(False, retryable=True,
                                    error=f"no answer within {self.timeout:g} s")
-        except aiohttp.InvalidURL as exc:
-            return DeliveryOutcome(False, error=f"invalid endpoint: {exc}")
-        except (aiohttp.ClientError, OSError) as exc:
+        return DeliveryOutcome(False, error=f"unsupported endpoint scheme {scheme!r}")
+
+    # -- HTTP -----------------------------------------------------------------------------------
+
+    async def _post(self, uri: str, headers: Mapping[str, str], body: bytes) -> DeliveryOutcome:
+        try:
+            status = await self._http.post(uri, headers, body)
+        except InvalidRequest as exc:
+            return DeliveryOutcome(False, error=f"invalid request: {exc}")
+        except (HttpPostError, OSError) as exc:
             return DeliveryOutcome(False, retryable=True,
                                    error=f"{type(exc).__name__}: {exc}".rstrip(": "))
         if 200 <= status < 300:
