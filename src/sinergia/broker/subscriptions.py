@@ -26,16 +26,17 @@ leases, so each message is delivered by one of them.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import time
-import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+from uuid_utils import uuid4
 
 from sinergia.broker.contexts import current_tenant
 from sinergia.broker.delivery import Deliverer, RetryPolicy
@@ -44,7 +45,7 @@ from sinergia.broker.settling import Settler
 from sinergia.ngsild.context import Context, ContextResolver
 from sinergia.ngsild.errors import AlreadyExists, NgsiLdError, ResourceNotFound
 from sinergia.ngsild.model import Entity, now_iso
-from sinergia.ngsild.notification import build_notification, previous_instances
+from sinergia.ngsild.notification import RenderCache, build_notification, previous_instances
 from sinergia.ngsild.query import EntityQuery
 from sinergia.ngsild.subscription import (
     Subscription,
@@ -131,11 +132,17 @@ class SubscriptionService:
         messages: list[OutboxMessage] = []
         for result in results:
             entity = result.after if result.after is not None else result.before
+            # One payload object per trigger for the subscriptions without showChanges:
+            # the store serialises it once, and the notifier renders the entity once.
+            shared: dict[str, dict[str, Any]] = {}
             for match in self.index.match(tenant, result.before, result.after, now):
-                payload: dict[str, Any] = {"trigger": match.trigger, "entities": [entity]}
                 if match.subscription.notification.show_changes and result.before is not None:
-                    payload["previous"] = {result.entity_id: previous_instances(
-                        result.before, match.attributes)}
+                    payload = {"trigger": match.trigger, "entities": [entity],
+                               "previous": {result.entity_id: previous_instances(
+                                   result.before, match.attributes)}}
+                else:
+                    payload = shared.get(match.trigger) or shared.setdefault(
+                        match.trigger, {"trigger": match.trigger, "entities": [entity]})
                 messages.append(OutboxMessage(match.subscription.id, payload))
         return messages
 
@@ -218,20 +225,32 @@ class Notifier:
         self.settler = Settler(self.store)
         self._in_flight: set[int] = set()  # ids of the messages this notifier holds
         self._backlogs: dict[tuple[str, str], Backlog] = {}  # by (tenant, subscription)
-        self._tasks: anyio.abc.TaskGroup | None = None
+        # The senders are plain asyncio tasks, not children of an anyio task group: a burst
+        # of changes starts several per subscription, and anyio's start_soon costs several
+        # times asyncio's create_task. run() cancels them when it ends.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._senders: set[asyncio.Task[None]] = set()
+        self._rendered = RenderCache()
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.settler.run)
             tg.start_soon(self._refresh_loop)
             tg.start_soon(self._periodic_loop)
-            self._tasks = tg
+            self._loop = asyncio.get_running_loop()
             self.store.set_outbox_consumer(self._dispatch, self.settings.lease_seconds)
             try:
                 await self._claim_loop()
             finally:
                 self.store.set_outbox_consumer(None)
-                self._tasks = None
+                self._loop = None
+                # Messages a sender still held stay leased in the outbox: delivered again
+                # when the lease runs out (at-least-once).
+                senders = list(self._senders)
+                for task in senders:
+                    task.cancel()
+                with anyio.CancelScope(shield=True):
+                    await asyncio.gather(*senders, return_exceptions=True)
 
     async def _claim_loop(self) -> None:
         failing = False
@@ -256,8 +275,8 @@ class Notifier:
         new. Past ``max_in_flight`` in all, or ``max_backlog`` for one subscription, they go
         back to the outbox (due at once, or after a delivery timeout for a receiver that is
         behind)."""
-        tasks = self._tasks
-        if tasks is None:
+        loop = self._loop
+        if loop is None:
             return False
         now = time.time()
         room = self.settings.max_in_flight - len(self._in_flight)
@@ -287,7 +306,9 @@ class Notifier:
             while backlog.senders < self.deliverer.per_endpoint and \
                     backlog.senders < len(backlog.items):
                 backlog.senders += 1
-                tasks.start_soon(self._send, key, backlog)
+                task = loop.create_task(self._send(key, backlog))
+                self._senders.add(task)
+                task.add_done_callback(self._senders.discard)
         return fresh
 
     async def _send(self, key: tuple[str, str], backlog: Backlog) -> None:
@@ -394,8 +415,8 @@ class Notifier:
             previous.update(item.payload.get("previous") or {})
         headers, body = build_notification(
             sub, entities, previous or None, ctx,
-            notification_id=f"urn:ngsi-ld:Notification:{uuid.uuid4()}", now=now,
-            tenant=first.tenant, trigger=first.payload.get("trigger"))
+            notification_id=f"urn:ngsi-ld:Notification:{uuid4()}", now=now,
+            tenant=first.tenant, trigger=first.payload.get("trigger"), cache=self._rendered)
         outcome = await self.deliverer.deliver(endpoint.uri, headers, body,
                                                notifier_info=dict(endpoint.notifier_info))
         self.settler.note(first.tenant, first.subscription_id, outcome.ok, now)

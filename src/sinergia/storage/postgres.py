@@ -62,6 +62,7 @@ from sinergia.storage.base import (
     Record,
     RecordsView,
     TypeInfo,
+    payload_texts,
 )
 from sinergia.storage.postgres_lookups import IdLookups
 from sinergia.storage.postgres_notify import ChangeSignals
@@ -676,7 +677,7 @@ async def _enqueue(conn: Conn, tenant: str, messages: Sequence[OutboxMessage],
         "ins AS (INSERT INTO outbox (tenant, id, subscription_id, payload, due) "
         "SELECT %s, id, s, p, %s FROM v) SELECT id FROM v ORDER BY n",
         ([m.subscription_id for m in messages],
-         [orjson.dumps(m.payload).decode() for m in messages], tenant, due))
+         payload_texts(messages), tenant, due))
 
     async def read() -> list[OutboxItem]:
         ids = [row[0] for row in await cur.fetchall()]
