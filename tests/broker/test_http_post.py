@@ -179,14 +179,29 @@ async def test_a_header_with_a_line_break_is_refused_unsent(scripted: Scripted) 
         await poster.post(scripted.url(), {"X-Evil": "a\r\nX-Injected: 1"}, b"{}")
     with pytest.raises(InvalidRequest):
         await poster.post("ftp://127.0.0.1/x", HEADERS, b"{}")
-    assert scripted.requests == [] and scripted.connections == 0
+    # The request is made once a connection is open; that one stays good for the next.
+    assert await poster.post(scripted.url(), HEADERS, b"{}") == 200
+    assert len(scripted.requests) == 1 and scripted.connections == 1
     await poster.aclose()
+    await scripted.got_eof.wait()
 
 
-async def test_a_refused_connection_raises_an_os_error() -> None:
-    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    server.close()
-    await server.wait_closed()
+@pytest.mark.parametrize("scripted", [lambda n: OK], indirect=True)
+async def test_nothing_is_rendered_without_a_connection(scripted: Scripted) -> None:
+    poster = HttpPoster()
+    calls: list[int] = []
+
+    def render() -> tuple[dict[str, str], bytes]:
+        calls.append(1)
+        return HEADERS, b"{}"
+
+    closed = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = closed.sockets[0].getsockname()[1]
+    closed.close()
+    await closed.wait_closed()
     with pytest.raises(OSError):
-        await HttpPoster().post(f"http://127.0.0.1:{port}/", HEADERS, b"{}")
+        await poster.post_rendered(f"http://127.0.0.1:{port}/", render)
+    assert calls == []
+    assert await poster.post_rendered(scripted.url(), render) == 200
+    assert calls == [1]
+    await poster.aclose()

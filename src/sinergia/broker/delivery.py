@@ -43,6 +43,8 @@ _DEFAULT_PORTS: Final = {"http": 80, "https": 443, "mqtt": 1883, "mqtts": 8883}
 # Answers after which the same request may well succeed later.
 _RETRYABLE_STATUS: Final = frozenset({408, 425, 429})
 
+Render = Callable[[], tuple[Mapping[str, str], bytes]]   # the headers and body to send
+
 
 @dataclass(frozen=True, slots=True)
 class DeliveryOutcome:
@@ -184,6 +186,15 @@ class Deliverer:
         """One attempt to deliver ``body``: an HTTP POST with ``headers``, or an MQTT
         publication of ``body`` (already the MQTT envelope) with the QoS of
         ``notifier_info`` (``MQTT-QoS``, default 1). Never raises for a receiver's fault."""
+        return await self.deliver_rendered(endpoint_uri, lambda: (headers, body),
+                                           notifier_info=notifier_info)
+
+    async def deliver_rendered(self, endpoint_uri: str, render: Render, *,
+                               notifier_info: Mapping[str, str] | None = None
+                               ) -> DeliveryOutcome:
+        """:meth:`deliver` the headers and body that ``render`` makes, called only once a
+        connection to the receiver is open: a receiver that is down costs no rendering,
+        however many times its notifications are retried."""
         try:
             origin = endpoint_origin(endpoint_uri)
         except ValueError as exc:
@@ -198,7 +209,7 @@ class Deliverer:
                     f"{origin} is busy: {self.per_endpoint} notifications to it have been "
                     f"in flight for {self.timeout:g} s"))
             try:
-                return await self._attempt(endpoint_uri, headers, body, notifier_info or {})
+                return await self._attempt(endpoint_uri, render, notifier_info or {})
             finally:
                 slots.semaphore.release()
         finally:
@@ -206,15 +217,15 @@ class Deliverer:
             if slots.users == 0 and self._slots.get(origin) is slots:
                 del self._slots[origin]
 
-    async def _attempt(self, uri: str, headers: Mapping[str, str], body: bytes,
+    async def _attempt(self, uri: str, render: Render,
                        notifier_info: Mapping[str, str]) -> DeliveryOutcome:
         scheme = uri.split(":", 1)[0].lower()
         try:
             async with asyncio.timeout(self.timeout):
                 if scheme in ("http", "https"):
-                    return await self._post(uri, headers, body)
+                    return await self._post(uri, render)
                 if scheme in ("mqtt", "mqtts"):
-                    return await self._publish(uri, body, notifier_info)
+                    return await self._publish(uri, render, notifier_info)
         except TimeoutError:
             return DeliveryOutcome(False, retryable=True,
                                    error=f"no answer within {self.timeout:g} s")
@@ -222,9 +233,9 @@ class Deliverer:
 
     # -- HTTP -----------------------------------------------------------------------------------
 
-    async def _post(self, uri: str, headers: Mapping[str, str], body: bytes) -> DeliveryOutcome:
+    async def _post(self, uri: str, render: Render) -> DeliveryOutcome:
         try:
-            status = await self._http.post(uri, headers, body)
+            status = await self._http.post_rendered(uri, render)
         except InvalidRequest as exc:
             return DeliveryOutcome(False, error=f"invalid request: {exc}")
         except (HttpPostError, OSError) as exc:
@@ -237,7 +248,7 @@ class Deliverer:
 
     # -- MQTT -----------------------------------------------------------------------------------
 
-    async def _publish(self, uri: str, body: bytes,
+    async def _publish(self, uri: str, render: Render,
                        notifier_info: Mapping[str, str]) -> DeliveryOutcome:
         try:
             broker, topic = _mqtt_target(uri, notifier_info.get("MQTT-Version", "mqtt3.1.1"))
@@ -250,6 +261,7 @@ class Deliverer:
             reused = broker in self._mqtt
             try:
                 client = await self._mqtt_client(broker)
+                _, body = render()
                 await client.publish(topic, body, qos=qos, timeout=self.timeout)
                 return DeliveryOutcome(True)
             except aiomqtt.MqttError as exc:

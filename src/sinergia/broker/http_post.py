@@ -26,7 +26,7 @@ import asyncio
 import base64
 import ssl
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Final, cast
@@ -205,16 +205,28 @@ class HttpPoster:
     async def post(self, uri: str, headers: Mapping[str, str], body: bytes) -> int:
         """The status of the answer to a POST of ``body``. Raises :class:`InvalidRequest`,
         :class:`HttpPostError` or ``OSError`` (refused, reset, TLS, name resolution)."""
+        return await self.post_rendered(uri, lambda: (headers, body))
+
+    async def post_rendered(self, uri: str,
+                            render: Callable[[], tuple[Mapping[str, str], bytes]]) -> int:
+        """:meth:`post` the headers and body ``render`` makes once a connection is open."""
         target = parse_target(uri)
-        request = request_bytes(target, headers, body)
         connection = self._take_idle(target.origin)
-        if connection is not None:
-            try:
-                return await self._exchange(connection, request)
-            except ConnectionError:
-                if connection.got_bytes:
-                    raise
-                # The receiver had closed this idle connection: once more on a new one.
+        reused = connection is not None
+        if connection is None:
+            connection = await self._open(target.origin)
+        try:
+            headers, body = render()
+            request = request_bytes(target, headers, body)
+        except BaseException:
+            self._keep(connection)   # unused, still good
+            raise
+        try:
+            return await self._exchange(connection, request)
+        except ConnectionError:
+            if not reused or connection.got_bytes:
+                raise
+        # The receiver had closed this idle connection: once more on a new one.
         return await self._exchange(await self._open(target.origin), request)
 
     async def _exchange(self, connection: _Connection, request: bytes) -> int:

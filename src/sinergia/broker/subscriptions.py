@@ -27,6 +27,7 @@ leases, so each message is delivered by one of them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import time
@@ -413,12 +414,13 @@ class Notifier:
         previous: dict[str, Any] = {}
         for item in group:
             previous.update(item.payload.get("previous") or {})
-        headers, body = build_notification(
-            sub, entities, previous or None, ctx,
-            notification_id=f"urn:ngsi-ld:Notification:{uuid4()}", now=now,
-            tenant=first.tenant, trigger=first.payload.get("trigger"), cache=self._rendered)
-        outcome = await self.deliverer.deliver(endpoint.uri, headers, body,
-                                               notifier_info=dict(endpoint.notifier_info))
+        outcome = await self.deliverer.deliver_rendered(
+            endpoint.uri, functools.partial(
+                build_notification, sub, entities, previous or None, ctx,
+                notification_id=f"urn:ngsi-ld:Notification:{uuid4()}", now=now,
+                tenant=first.tenant, trigger=first.payload.get("trigger"),
+                cache=self._rendered),
+            notifier_info=dict(endpoint.notifier_info))
         self.settler.note(first.tenant, first.subscription_id, outcome.ok, now)
         attempts = max(item.attempts for item in group) + 1
         delay = self.settings.retry.next_delay(attempts, outcome)
