@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from sinergia.broker import http_post
 from sinergia.broker.http_post import HttpPoster, HttpPostError, InvalidRequest
 
 pytestmark = pytest.mark.anyio
@@ -204,4 +205,17 @@ async def test_nothing_is_rendered_without_a_connection(scripted: Scripted) -> N
     assert calls == []
     assert await poster.post_rendered(scripted.url(), render) == 200
     assert calls == [1]
+    await poster.aclose()
+
+
+@pytest.mark.parametrize("scripted", [lambda n: OK], indirect=True)
+async def test_an_unused_connection_is_closed_after_a_while(
+        scripted: Scripted, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http_post, "IDLE_SECONDS", 0.06)
+    poster = HttpPoster()
+    assert await poster.post(scripted.url(), HEADERS, b"{}") == 200
+    await scripted.got_eof.wait()   # closed by the sweep, not by aclose
+    assert scripted.eofs == 1 and poster._idle == {}
+    assert await poster.post(scripted.url(), HEADERS, b"{}") == 200
+    assert scripted.connections == 2
     await poster.aclose()

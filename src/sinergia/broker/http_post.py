@@ -7,8 +7,8 @@ several times that, an asyncio protocol that writes the request itself and lets 
 (the maintained parser uvicorn uses) read the answer ≈ 12 µs. This module is that protocol:
 
 * one connection per exchange at a time, kept per origin for reuse while the receiver keeps
-  it open and for at most :data:`IDLE_SECONDS` unused; the caller (the deliverer's per-origin
-  slots) bounds how many are open at once;
+  it open, and closed after :data:`IDLE_SECONDS` (to a third more) unused; the caller (the
+  deliverer's per-origin slots) bounds how many are open at once;
 * the whole answer is read (Content-Length, chunked, or until close) before the exchange
   counts as done and the connection is reused; ``Connection: close`` is honoured;
 * a reused connection that the receiver had closed meanwhile (the request met a reset, or
@@ -119,7 +119,7 @@ class _Connection(asyncio.Protocol):
         self.got_bytes = False       # any byte of the current answer
         self.headers_done = False
         self.until_close = True      # no length and not chunked: the answer ends at EOF
-        self.idle_timer: asyncio.TimerHandle | None = None
+        self.idle_since = 0.0        # loop time it was last put back
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -199,8 +199,11 @@ class HttpPoster:
     """POSTs with connections kept per origin (see the module's notes)."""
 
     def __init__(self) -> None:
+        # Per origin, oldest first; a sweep every third of IDLE_SECONDS closes the stale
+        # ones (one timer for all, not one per exchange).
         self._idle: dict[tuple[str, str, int], deque[_Connection]] = {}
         self._busy: set[_Connection] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
 
     async def post(self, uri: str, headers: Mapping[str, str], body: bytes) -> int:
         """The status of the answer to a POST of ``body``. Raises :class:`InvalidRequest`,
@@ -247,22 +250,28 @@ class HttpPoster:
         idle = self._idle.get(origin)
         while idle:
             connection = idle.pop()   # the most recently used is the least likely closed
-            if connection.idle_timer is not None:
-                connection.idle_timer.cancel()
-                connection.idle_timer = None
             if not connection.closed:
                 return connection
         return None
 
     def _keep(self, connection: _Connection) -> None:
+        loop = asyncio.get_running_loop()
+        connection.idle_since = loop.time()
         self._idle.setdefault(connection.origin, deque()).append(connection)
-        connection.idle_timer = asyncio.get_running_loop().call_later(
-            IDLE_SECONDS, connection.close)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(IDLE_SECONDS / 3, self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        loop = asyncio.get_running_loop()
+        stale = loop.time() - IDLE_SECONDS
+        for idle in list(self._idle.values()):
+            while idle and idle[0].idle_since <= stale:
+                idle[0].close()   # takes it out of the deque
+        if self._idle:
+            self._sweeper = loop.call_later(IDLE_SECONDS / 3, self._sweep)
 
     def _forget(self, connection: _Connection) -> None:
-        if connection.idle_timer is not None:
-            connection.idle_timer.cancel()
-            connection.idle_timer = None
         idle = self._idle.get(connection.origin)
         if idle is not None and connection in idle:
             idle.remove(connection)
@@ -283,5 +292,8 @@ class HttpPoster:
         connections = [c for idle in self._idle.values() for c in idle] + list(self._busy)
         for connection in connections:
             connection.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         self._idle.clear()
         self._busy.clear()

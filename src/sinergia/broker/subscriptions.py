@@ -195,6 +195,7 @@ class Backlog:
 
     items: deque[OutboxItem] = field(default_factory=deque)
     senders: int = 0
+    starting: bool = False   # a sender was started and has not taken its first messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,22 +305,36 @@ class Notifier:
                 backlog.items.append(item)
                 touched[key] = backlog
         for key, backlog in touched.items():
-            while backlog.senders < self.deliverer.per_endpoint and \
-                    backlog.senders < len(backlog.items):
-                backlog.senders += 1
-                task = loop.create_task(self._send(key, backlog))
-                self._senders.add(task)
-                task.add_done_callback(self._senders.discard)
+            self._more_senders(key, backlog)
         return fresh
+
+    def _more_senders(self, key: tuple[str, str], backlog: Backlog) -> None:
+        """Start one more sender for ``backlog`` if it has messages no sender will take
+        soon: the running ones are all sending, and none is about to start. The new one
+        starts the next if it leaves messages behind, so a burst gets as many senders as
+        it fills notifications (at most the endpoint's slots), not one per message."""
+        loop = self._loop
+        if loop is None or backlog.starting or not backlog.items or \
+                backlog.senders >= self.deliverer.per_endpoint:
+            return
+        backlog.senders += 1
+        backlog.starting = True
+        task = loop.create_task(self._send(key, backlog))
+        self._senders.add(task)
+        task.add_done_callback(self._senders.discard)
 
     async def _send(self, key: tuple[str, str], backlog: Backlog) -> None:
         """Deliver a subscription's backlog, as few notifications as it fits in: while a
         receiver is slow its messages gather, and the next request carries them all."""
         try:
             while backlog.items:
-                await self._deliver(take_batch(backlog.items,
-                                               self.settings.max_entities_per_notification))
+                group = take_batch(backlog.items, self.settings.max_entities_per_notification)
+                backlog.starting = False
+                self._more_senders(key, backlog)
+                await self._deliver(group)
         finally:
+            if backlog.starting and not backlog.items:
+                backlog.starting = False   # it never took any: another sender did
             backlog.senders -= 1
             if not backlog.senders and not backlog.items and self._backlogs.get(key) is backlog:
                 del self._backlogs[key]
