@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import pytest
+import trustme
 
 from sinergia.broker import http_post
 from sinergia.broker.http_post import HttpPoster, HttpPostError, InvalidRequest
@@ -219,3 +221,26 @@ async def test_an_unused_connection_is_closed_after_a_while(
     assert await poster.post(scripted.url(), HEADERS, b"{}") == 200
     assert scripted.connections == 2
     await poster.aclose()
+
+
+async def test_https_checks_the_receivers_certificate() -> None:
+    authority = trustme.CA()
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(served)
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if await _read_request(reader) is not None:
+            writer.write(OK)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=served)
+    url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/notify"
+    async with server:
+        trusting = ssl.create_default_context()
+        authority.configure_trust(trusting)
+        poster = HttpPoster(tls=trusting)
+        assert await poster.post(url, HEADERS, b"{}") == 200
+        await poster.aclose()
+        with pytest.raises(ssl.SSLError):   # the system does not know this authority
+            await HttpPoster().post(url, HEADERS, b"{}")

@@ -198,7 +198,8 @@ class _Connection(asyncio.Protocol):
 class HttpPoster:
     """POSTs with connections kept per origin (see the module's notes)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self._tls = tls   # None: the system's trusted authorities
         # Per origin, oldest first; a sweep every third of IDLE_SECONDS closes the stale
         # ones (one timer for all, not one per exchange).
         self._idle: dict[tuple[str, str, int], deque[_Connection]] = {}
@@ -281,7 +282,7 @@ class HttpPoster:
     async def _open(self, origin: tuple[str, str, int]) -> _Connection:
         scheme, host, port = origin
         loop = asyncio.get_running_loop()
-        tls = _tls_context() if scheme == "https" else None
+        tls = (self._tls or _tls_context()) if scheme == "https" else None
         _, connection = await loop.create_connection(
             lambda: _Connection(self, origin), host, port, ssl=tls,
             server_hostname=host if tls is not None else None)
