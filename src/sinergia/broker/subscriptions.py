@@ -448,16 +448,24 @@ class Notifier:
             self.settler.retry(ids, time.time() + delay)
 
 
+def _kind(item: OutboxItem) -> tuple[str, str, bool]:
+    """Messages of one kind can share a notification: same tenant, subscription and kind of
+    trigger (deletions render differently)."""
+    return item.tenant, item.subscription_id, item.payload.get("trigger") == "entityDeleted"
+
+
+def _entity_ids(item: OutboxItem) -> list[str]:
+    return [str(entity["id"]) for entity in item.payload["entities"]]
+
+
 def batches(items: Sequence[OutboxItem], max_entities: int) -> list[list[OutboxItem]]:
-    """Group claimed messages that can share one notification: same tenant, subscription and
-    kind of trigger (deletions render differently), in claim order, at most ``max_entities``
-    entities and each entity at most once (so ``showChanges`` stays exact) per group."""
+    """Group claimed messages that can share one notification: of one kind (:func:`_kind`),
+    in claim order, at most ``max_entities`` entities and each entity at most once (so
+    ``showChanges`` stays exact) per group."""
     groups: dict[tuple[str, str, bool], list[tuple[list[OutboxItem], set[str]]]] = {}
     for item in items:
-        key = (item.tenant, item.subscription_id,
-               item.payload.get("trigger") == "entityDeleted")
-        ids = [str(entity["id"]) for entity in item.payload["entities"]]
-        chunks = groups.setdefault(key, [([], set())])
+        ids = _entity_ids(item)
+        chunks = groups.setdefault(_kind(item), [([], set())])
         chunk, seen = chunks[-1]
         if chunk and (len(seen) + len(ids) > max_entities or not seen.isdisjoint(ids)):
             chunk, seen = [], set()
@@ -469,12 +477,24 @@ def batches(items: Sequence[OutboxItem], max_entities: int) -> list[list[OutboxI
 
 def take_batch(backlog: deque[OutboxItem], max_entities: int) -> list[OutboxItem]:
     """Remove from ``backlog`` the messages of its next notification: the group of its head
-    that :func:`batches` would make."""
+    that :func:`batches` would make (found in one pass, without grouping the rest)."""
     window = list(itertools.islice(backlog, max_entities))
-    group = batches(window, max_entities)[0]
+    kind = _kind(window[0])
+    group: list[OutboxItem] = []
+    seen: set[str] = set()
+    rest: list[OutboxItem] = []
+    open_ = True
+    for item in window:
+        if open_ and _kind(item) == kind:
+            ids = _entity_ids(item)
+            if not group or (len(seen) + len(ids) <= max_entities and seen.isdisjoint(ids)):
+                group.append(item)
+                seen.update(ids)
+                continue
+            open_ = False   # later ones of this kind go to the next notification
+        rest.append(item)
     for _ in window:
         backlog.popleft()
-    if len(group) < len(window):  # a deletion or a repeated entity: the rest waits, in order
-        taken = {item.id for item in group}
-        backlog.extendleft(reversed([item for item in window if item.id not in taken]))
+    if rest:  # a deletion or a repeated entity: the rest waits, in order
+        backlog.extendleft(reversed(rest))
     return group
