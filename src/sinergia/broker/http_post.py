@@ -249,11 +249,14 @@ class HttpPoster:
 
     def _take_idle(self, origin: tuple[str, str, int]) -> _Connection | None:
         idle = self._idle.get(origin)
-        while idle:
+        connection = None
+        while idle and connection is None:
             connection = idle.pop()   # the most recently used is the least likely closed
-            if not connection.closed:
-                return connection
-        return None
+            if connection.closed:
+                connection = None
+        if idle is not None and not idle:
+            del self._idle[origin]   # so that the sweeps stop when nothing is kept
+        return connection
 
     def _keep(self, connection: _Connection) -> None:
         loop = asyncio.get_running_loop()
