@@ -269,6 +269,26 @@ async def test_an_unreachable_receiver_fails_then_recovers_when_it_comes_back() 
             sock.close()
 
 
+async def test_nothing_is_rendered_for_a_receiver_that_cannot_be_reached(
+        receiver: Receiver) -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))   # bound, not listening: connections are refused
+    rendered: list[str] = []
+
+    def render(name: str) -> tuple[dict[str, str], bytes]:
+        rendered.append(name)
+        return HEADERS, BODY
+
+    async with Deliverer(timeout=10) as deliverer:
+        refused = await deliverer.deliver_rendered(
+            f"http://127.0.0.1:{sock.getsockname()[1]}/ok", lambda: render("refused"))
+        served = await deliverer.deliver_rendered(receiver.url("/ok"), lambda: render("ok"))
+    sock.close()
+    assert not refused.ok and refused.retryable and served.ok
+    assert rendered == ["ok"]
+    assert [body for _, _, body in receiver.received] == [BODY]
+
+
 async def test_unsupported_and_invalid_endpoints_are_not_retried() -> None:
     deliverer = Deliverer(timeout=1)
     ftp = await deliverer.deliver("ftp://example.org/x", HEADERS, BODY)

@@ -52,8 +52,10 @@ def test_taking_batches_from_a_backlog_matches_grouping_it(
     backlog = deque(items)
     taken = []
     while backlog:
+        window = list(backlog)[:max_entities]
         group = take_batch(backlog, max_entities)
-        assert group and batches(group, max_entities) == [group]
+        assert group and group == batches(window, max_entities)[0]
+        assert batches(group, max_entities) == [group]
         taken.append(group)
     assert sorted(i.id for group in taken for i in group) == list(range(len(items)))
     if not any(deleted for _, deleted in messages):

@@ -13,9 +13,11 @@ import pytest
 from sinergia.ngsild.context import Context, ContextResolver
 from sinergia.ngsild.model import CORE_CONTEXT_URL, DEFAULT_VOCAB, Entity
 from sinergia.ngsild.notification import (
+    RenderCache,
     build_notification,
     link_header,
     previous_instances,
+    render_options,
 )
 from sinergia.ngsild.subscription import Subscription, parse_subscription
 
@@ -198,3 +200,27 @@ def test_previous_instances_takes_what_the_entity_had() -> None:
     assert previous_instances(before, [EX + "speed", EX + "missing"]) == {
         EX + "speed": before["attrs"][EX + "speed"]}
     assert previous_instances(None, [EX + "speed"]) == {}
+
+
+def test_a_render_cache_renders_one_snapshot_once_per_rendering(ctx: Context) -> None:
+    cache = RenderCache(size=2)
+    entity = road()
+    plain, key_values = subscription(ctx), subscription(ctx, format="keyValues")
+    bodies = [build(sub, [entity], ctx, cache=cache)[1] for sub in (plain, key_values, plain)]
+    assert bodies == [build(sub, [entity], ctx)[1] for sub in (plain, key_values, plain)]
+    first = cache.render(entity, ctx, render_options(plain))
+    assert cache.render(entity, ctx, render_options(plain)) is first
+    # Another snapshot with the same content is another change: rendered on its own.
+    assert cache.render(road(), ctx, render_options(plain)) is not first
+    assert len(cache._entries) == 2   # bounded: the oldest went
+
+
+def test_show_changes_never_touches_a_cached_rendering(ctx: Context) -> None:
+    cache = RenderCache()
+    entity = road(speed=60)
+    sub = subscription(ctx, showChanges=True)
+    previous = {entity["id"]: previous_instances(road(speed=50), [EX + "speed"])}
+    cached = cache.render(entity, ctx, render_options(sub))
+    _, body = build(sub, [entity], ctx, previous, cache=cache)
+    assert body["data"][0]["speed"]["previousValue"] == 50
+    assert "previousValue" not in cached["speed"]

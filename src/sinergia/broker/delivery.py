@@ -9,10 +9,10 @@ Isolation between receivers is the point of the design:
   timeout gives up with a retryable outcome instead of queueing without end;
 * every attempt is bounded by the timeout, whatever the receiver does (slow connect, slow
   response, trickled bytes), so no call takes more than twice the timeout in all;
-* HTTP uses one shared ``aiohttp.ClientSession`` (keep-alive connections) without a global
-  connection cap — the per-origin slots are the cap — so many slow receivers cannot starve
-  the pool. aiohttp rather than httpx: a notifier makes thousands of small POSTs a second, and
-  httpx's pool spends several times aiohttp's CPU on each of them;
+* HTTP goes through :class:`~sinergia.broker.http_post.HttpPoster` (keep-alive connections
+  per origin, no global cap — the per-origin slots are the cap — so many slow receivers
+  cannot starve a pool): a notifier makes thousands of small POSTs a second, and a general
+  client (aiohttp, httpx) spends several times its CPU on each;
 * MQTT keeps one connection per broker (and credentials), opened on first use and reopened
   when it breaks.
 """
@@ -25,13 +25,14 @@ import random
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Final
 from urllib.parse import unquote, urlsplit
 
-import aiohttp
 import aiomqtt
 import anyio
+
+from sinergia.broker.http_post import HttpPoster, HttpPostError, InvalidRequest
 
 if TYPE_CHECKING:
     from sinergia.settings import Settings
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443, "mqtt": 1883, "mqtts": 8883}
 # Answers after which the same request may well succeed later.
 _RETRYABLE_STATUS: Final = frozenset({408, 425, 429})
+
+Render = Callable[[], tuple[Mapping[str, str], bytes]]   # the headers and body to send
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,7 @@ class RetryPolicy:
 # --- endpoints ----------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)   # endpoints are few; each notification asks again
 def endpoint_origin(uri: str) -> str:
     """``scheme://host:port`` of an endpoint: what its concurrency slots are keyed by."""
     parts = urlsplit(uri)
@@ -102,9 +106,23 @@ def endpoint_origin(uri: str) -> str:
     return f"{scheme}://{host}:{port}"
 
 
+async def _acquire(semaphore: asyncio.Semaphore, timeout: float) -> bool:
+    """Take a slot, waiting at most ``timeout``; a free one costs no timer and no yield (the
+    asyncio primitives rather than anyio's, which yield to the loop even then)."""
+    if not semaphore.locked():
+        await semaphore.acquire()
+        return True
+    try:
+        async with asyncio.timeout(timeout):
+            await semaphore.acquire()
+    except TimeoutError:
+        return False
+    return True
+
+
 @dataclass(slots=True)
 class _Slots:
-    semaphore: anyio.Semaphore
+    semaphore: asyncio.Semaphore
     users: int = 0   # holding or waiting; the entry is dropped at 0 so the table stays small
 
 
@@ -132,7 +150,7 @@ class Deliverer:
         self.timeout = timeout
         self.per_endpoint = per_endpoint
         self._slots: dict[str, _Slots] = {}
-        self._http: aiohttp.ClientSession | None = None
+        self._http = HttpPoster()
         self._mqtt: dict[_Broker, aiomqtt.Client] = {}
         self._mqtt_locks: dict[_Broker, asyncio.Lock] = {}
 
@@ -149,9 +167,7 @@ class Deliverer:
 
     async def aclose(self) -> None:
         """Close the HTTP client and every MQTT connection."""
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        await self._http.aclose()
         clients = list(self._mqtt.values())
         self._mqtt.clear()
         for client in clients:
@@ -170,25 +186,30 @@ class Deliverer:
         """One attempt to deliver ``body``: an HTTP POST with ``headers``, or an MQTT
         publication of ``body`` (already the MQTT envelope) with the QoS of
         ``notifier_info`` (``MQTT-QoS``, default 1). Never raises for a receiver's fault."""
+        return await self.deliver_rendered(endpoint_uri, lambda: (headers, body),
+                                           notifier_info=notifier_info)
+
+    async def deliver_rendered(self, endpoint_uri: str, render: Render, *,
+                               notifier_info: Mapping[str, str] | None = None
+                               ) -> DeliveryOutcome:
+        """:meth:`deliver` the headers and body that ``render`` makes, called only once a
+        connection to the receiver is open: a receiver that is down costs no rendering,
+        however many times its notifications are retried."""
         try:
             origin = endpoint_origin(endpoint_uri)
         except ValueError as exc:
             return DeliveryOutcome(False, error=f"invalid endpoint: {exc}")
         slots = self._slots.get(origin)
         if slots is None:
-            slots = self._slots[origin] = _Slots(anyio.Semaphore(self.per_endpoint))
+            slots = self._slots[origin] = _Slots(asyncio.Semaphore(self.per_endpoint))
         slots.users += 1
         try:
-            acquired = False
-            with anyio.move_on_after(self.timeout):
-                await slots.semaphore.acquire()
-                acquired = True
-            if not acquired:
+            if not await _acquire(slots.semaphore, self.timeout):
                 return DeliveryOutcome(False, retryable=True, error=(
                     f"{origin} is busy: {self.per_endpoint} notifications to it have been "
                     f"in flight for {self.timeout:g} s"))
             try:
-                return await self._attempt(endpoint_uri, headers, body, notifier_info or {})
+                return await self._attempt(endpoint_uri, render, notifier_info or {})
             finally:
                 slots.semaphore.release()
         finally:
@@ -196,46 +217,28 @@ class Deliverer:
             if slots.users == 0 and self._slots.get(origin) is slots:
                 del self._slots[origin]
 
-    async def _attempt(self, uri: str, headers: Mapping[str, str], body: bytes,
+    async def _attempt(self, uri: str, render: Render,
                        notifier_info: Mapping[str, str]) -> DeliveryOutcome:
         scheme = uri.split(":", 1)[0].lower()
-        outcome: DeliveryOutcome | None = None
-        with anyio.move_on_after(self.timeout):
-            if scheme in ("http", "https"):
-                outcome = await self._post(uri, headers, body)
-            elif scheme in ("mqtt", "mqtts"):
-                outcome = await self._publish(uri, body, notifier_info)
-            else:
-                outcome = DeliveryOutcome(False, error=f"unsupported endpoint scheme {scheme!r}")
-        if outcome is None:
-            return DeliveryOutcome(False, retryable=True,
-                                   error=f"no answer within {self.timeout:g} s")
-        return outcome
-
-    # -- HTTP -----------------------------------------------------------------------------------
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-                # Notifications are sent as they are: no cookies kept between receivers.
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-        return self._http
-
-    async def _post(self, uri: str, headers: Mapping[str, str], body: bytes) -> DeliveryOutcome:
         try:
-            async with self._client().post(uri, data=body, headers=headers,
-                                           allow_redirects=False) as response:
-                status = response.status
-                await response.read()  # the whole answer, so the connection can be reused
+            async with asyncio.timeout(self.timeout):
+                if scheme in ("http", "https"):
+                    return await self._post(uri, render)
+                if scheme in ("mqtt", "mqtts"):
+                    return await self._publish(uri, render, notifier_info)
         except TimeoutError:
             return DeliveryOutcome(False, retryable=True,
                                    error=f"no answer within {self.timeout:g} s")
-        except aiohttp.InvalidURL as exc:
-            return DeliveryOutcome(False, error=f"invalid endpoint: {exc}")
-        except (aiohttp.ClientError, OSError) as exc:
+        return DeliveryOutcome(False, error=f"unsupported endpoint scheme {scheme!r}")
+
+    # -- HTTP -----------------------------------------------------------------------------------
+
+    async def _post(self, uri: str, render: Render) -> DeliveryOutcome:
+        try:
+            status = await self._http.post_rendered(uri, render)
+        except InvalidRequest as exc:
+            return DeliveryOutcome(False, error=f"invalid request: {exc}")
+        except (HttpPostError, OSError) as exc:
             return DeliveryOutcome(False, retryable=True,
                                    error=f"{type(exc).__name__}: {exc}".rstrip(": "))
         if 200 <= status < 300:
@@ -245,7 +248,7 @@ class Deliverer:
 
     # -- MQTT -----------------------------------------------------------------------------------
 
-    async def _publish(self, uri: str, body: bytes,
+    async def _publish(self, uri: str, render: Render,
                        notifier_info: Mapping[str, str]) -> DeliveryOutcome:
         try:
             broker, topic = _mqtt_target(uri, notifier_info.get("MQTT-Version", "mqtt3.1.1"))
@@ -258,6 +261,7 @@ class Deliverer:
             reused = broker in self._mqtt
             try:
                 client = await self._mqtt_client(broker)
+                _, body = render()
                 await client.publish(topic, body, qos=qos, timeout=self.timeout)
                 return DeliveryOutcome(True)
             except aiomqtt.MqttError as exc:

@@ -26,16 +26,18 @@ leases, so each message is delivered by one of them.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import itertools
 import logging
 import time
-import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+from uuid_utils import uuid4
 
 from sinergia.broker.contexts import current_tenant
 from sinergia.broker.delivery import Deliverer, RetryPolicy
@@ -44,7 +46,7 @@ from sinergia.broker.settling import Settler
 from sinergia.ngsild.context import Context, ContextResolver
 from sinergia.ngsild.errors import AlreadyExists, NgsiLdError, ResourceNotFound
 from sinergia.ngsild.model import Entity, now_iso
-from sinergia.ngsild.notification import build_notification, previous_instances
+from sinergia.ngsild.notification import RenderCache, build_notification, previous_instances
 from sinergia.ngsild.query import EntityQuery
 from sinergia.ngsild.subscription import (
     Subscription,
@@ -131,11 +133,17 @@ class SubscriptionService:
         messages: list[OutboxMessage] = []
         for result in results:
             entity = result.after if result.after is not None else result.before
+            # One payload object per trigger for the subscriptions without showChanges:
+            # the store serialises it once, and the notifier renders the entity once.
+            shared: dict[str, dict[str, Any]] = {}
             for match in self.index.match(tenant, result.before, result.after, now):
-                payload: dict[str, Any] = {"trigger": match.trigger, "entities": [entity]}
                 if match.subscription.notification.show_changes and result.before is not None:
-                    payload["previous"] = {result.entity_id: previous_instances(
-                        result.before, match.attributes)}
+                    payload = {"trigger": match.trigger, "entities": [entity],
+                               "previous": {result.entity_id: previous_instances(
+                                   result.before, match.attributes)}}
+                else:
+                    payload = shared.get(match.trigger) or shared.setdefault(
+                        match.trigger, {"trigger": match.trigger, "entities": [entity]})
                 messages.append(OutboxMessage(match.subscription.id, payload))
         return messages
 
@@ -187,6 +195,7 @@ class Backlog:
 
     items: deque[OutboxItem] = field(default_factory=deque)
     senders: int = 0
+    starting: bool = False   # a sender was started and has not taken its first messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,20 +227,32 @@ class Notifier:
         self.settler = Settler(self.store)
         self._in_flight: set[int] = set()  # ids of the messages this notifier holds
         self._backlogs: dict[tuple[str, str], Backlog] = {}  # by (tenant, subscription)
-        self._tasks: anyio.abc.TaskGroup | None = None
+        # The senders are plain asyncio tasks, not children of an anyio task group: a burst
+        # of changes starts several per subscription, and anyio's start_soon costs several
+        # times asyncio's create_task. run() cancels them when it ends.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._senders: set[asyncio.Task[None]] = set()
+        self._rendered = RenderCache()
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.settler.run)
             tg.start_soon(self._refresh_loop)
             tg.start_soon(self._periodic_loop)
-            self._tasks = tg
+            self._loop = asyncio.get_running_loop()
             self.store.set_outbox_consumer(self._dispatch, self.settings.lease_seconds)
             try:
                 await self._claim_loop()
             finally:
                 self.store.set_outbox_consumer(None)
-                self._tasks = None
+                self._loop = None
+                # Messages a sender still held stay leased in the outbox: delivered again
+                # when the lease runs out (at-least-once).
+                senders = list(self._senders)
+                for task in senders:
+                    task.cancel()
+                with anyio.CancelScope(shield=True):
+                    await asyncio.gather(*senders, return_exceptions=True)
 
     async def _claim_loop(self) -> None:
         failing = False
@@ -256,8 +277,8 @@ class Notifier:
         new. Past ``max_in_flight`` in all, or ``max_backlog`` for one subscription, they go
         back to the outbox (due at once, or after a delivery timeout for a receiver that is
         behind)."""
-        tasks = self._tasks
-        if tasks is None:
+        loop = self._loop
+        if loop is None:
             return False
         now = time.time()
         room = self.settings.max_in_flight - len(self._in_flight)
@@ -284,20 +305,36 @@ class Notifier:
                 backlog.items.append(item)
                 touched[key] = backlog
         for key, backlog in touched.items():
-            while backlog.senders < self.deliverer.per_endpoint and \
-                    backlog.senders < len(backlog.items):
-                backlog.senders += 1
-                tasks.start_soon(self._send, key, backlog)
+            self._more_senders(key, backlog)
         return fresh
+
+    def _more_senders(self, key: tuple[str, str], backlog: Backlog) -> None:
+        """Start one more sender for ``backlog`` if it has messages no sender will take
+        soon: the running ones are all sending, and none is about to start. The new one
+        starts the next if it leaves messages behind, so a burst gets as many senders as
+        it fills notifications (at most the endpoint's slots), not one per message."""
+        loop = self._loop
+        if loop is None or backlog.starting or not backlog.items or \
+                backlog.senders >= self.deliverer.per_endpoint:
+            return
+        backlog.senders += 1
+        backlog.starting = True
+        task = loop.create_task(self._send(key, backlog))
+        self._senders.add(task)
+        task.add_done_callback(self._senders.discard)
 
     async def _send(self, key: tuple[str, str], backlog: Backlog) -> None:
         """Deliver a subscription's backlog, as few notifications as it fits in: while a
         receiver is slow its messages gather, and the next request carries them all."""
         try:
             while backlog.items:
-                await self._deliver(take_batch(backlog.items,
-                                               self.settings.max_entities_per_notification))
+                group = take_batch(backlog.items, self.settings.max_entities_per_notification)
+                backlog.starting = False
+                self._more_senders(key, backlog)
+                await self._deliver(group)
         finally:
+            if backlog.starting and not backlog.items:
+                backlog.starting = False   # it never took any: another sender did
             backlog.senders -= 1
             if not backlog.senders and not backlog.items and self._backlogs.get(key) is backlog:
                 del self._backlogs[key]
@@ -392,12 +429,13 @@ class Notifier:
         previous: dict[str, Any] = {}
         for item in group:
             previous.update(item.payload.get("previous") or {})
-        headers, body = build_notification(
-            sub, entities, previous or None, ctx,
-            notification_id=f"urn:ngsi-ld:Notification:{uuid.uuid4()}", now=now,
-            tenant=first.tenant, trigger=first.payload.get("trigger"))
-        outcome = await self.deliverer.deliver(endpoint.uri, headers, body,
-                                               notifier_info=dict(endpoint.notifier_info))
+        outcome = await self.deliverer.deliver_rendered(
+            endpoint.uri, functools.partial(
+                build_notification, sub, entities, previous or None, ctx,
+                notification_id=f"urn:ngsi-ld:Notification:{uuid4()}", now=now,
+                tenant=first.tenant, trigger=first.payload.get("trigger"),
+                cache=self._rendered),
+            notifier_info=dict(endpoint.notifier_info))
         self.settler.note(first.tenant, first.subscription_id, outcome.ok, now)
         attempts = max(item.attempts for item in group) + 1
         delay = self.settings.retry.next_delay(attempts, outcome)
@@ -410,16 +448,24 @@ class Notifier:
             self.settler.retry(ids, time.time() + delay)
 
 
+def _kind(item: OutboxItem) -> tuple[str, str, bool]:
+    """Messages of one kind can share a notification: same tenant, subscription and kind of
+    trigger (deletions render differently)."""
+    return item.tenant, item.subscription_id, item.payload.get("trigger") == "entityDeleted"
+
+
+def _entity_ids(item: OutboxItem) -> list[str]:
+    return [str(entity["id"]) for entity in item.payload["entities"]]
+
+
 def batches(items: Sequence[OutboxItem], max_entities: int) -> list[list[OutboxItem]]:
-    """Group claimed messages that can share one notification: same tenant, subscription and
-    kind of trigger (deletions render differently), in claim order, at most ``max_entities``
-    entities and each entity at most once (so ``showChanges`` stays exact) per group."""
+    """Group claimed messages that can share one notification: of one kind (:func:`_kind`),
+    in claim order, at most ``max_entities`` entities and each entity at most once (so
+    ``showChanges`` stays exact) per group."""
     groups: dict[tuple[str, str, bool], list[tuple[list[OutboxItem], set[str]]]] = {}
     for item in items:
-        key = (item.tenant, item.subscription_id,
-               item.payload.get("trigger") == "entityDeleted")
-        ids = [str(entity["id"]) for entity in item.payload["entities"]]
-        chunks = groups.setdefault(key, [([], set())])
+        ids = _entity_ids(item)
+        chunks = groups.setdefault(_kind(item), [([], set())])
         chunk, seen = chunks[-1]
         if chunk and (len(seen) + len(ids) > max_entities or not seen.isdisjoint(ids)):
             chunk, seen = [], set()
@@ -431,12 +477,24 @@ def batches(items: Sequence[OutboxItem], max_entities: int) -> list[list[OutboxI
 
 def take_batch(backlog: deque[OutboxItem], max_entities: int) -> list[OutboxItem]:
     """Remove from ``backlog`` the messages of its next notification: the group of its head
-    that :func:`batches` would make."""
+    that :func:`batches` would make (found in one pass, without grouping the rest)."""
     window = list(itertools.islice(backlog, max_entities))
-    group = batches(window, max_entities)[0]
+    kind = _kind(window[0])
+    group: list[OutboxItem] = []
+    seen: set[str] = set()
+    rest: list[OutboxItem] = []
+    open_ = True
+    for item in window:
+        if open_ and _kind(item) == kind:
+            ids = _entity_ids(item)
+            if not group or (len(seen) + len(ids) <= max_entities and seen.isdisjoint(ids)):
+                group.append(item)
+                seen.update(ids)
+                continue
+            open_ = False   # later ones of this kind go to the next notification
+        rest.append(item)
     for _ in window:
         backlog.popleft()
-    if len(group) < len(window):  # a deletion or a repeated entity: the rest waits, in order
-        taken = {item.id for item in group}
-        backlog.extendleft(reversed([item for item in window if item.id not in taken]))
+    if rest:  # a deletion or a repeated entity: the rest waits, in order
+        backlog.extendleft(reversed(rest))
     return group

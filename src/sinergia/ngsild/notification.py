@@ -67,15 +67,41 @@ def render_options(sub: Subscription) -> RenderOptions:
     )
 
 
+class RenderCache:
+    """Entities rendered for notifications, by entity snapshot, options and context: the
+    subscriptions a change notifies get the same snapshot object, and mostly ask for the
+    same rendering of it, so it is rendered once for all of them. An entry keeps its
+    snapshot and context alive, so their ids cannot be reused while it is cached; the
+    oldest entries go first. Cached renderings are shared: never modify one."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._entries: dict[tuple[int, RenderOptions, int],
+                            tuple[Entity, Context, dict[str, Any]]] = {}
+
+    def render(self, entity: Entity, ctx: Context, opts: RenderOptions) -> dict[str, Any]:
+        key = (id(entity), opts, id(ctx))
+        hit = self._entries.get(key)
+        if hit is not None and hit[0] is entity and hit[1] is ctx:
+            return hit[2]
+        rendered = render_entity(entity, ctx, opts)
+        if len(self._entries) >= self.size:
+            del self._entries[next(iter(self._entries))]
+        self._entries[key] = (entity, ctx, rendered)
+        return rendered
+
+
 def build_notification(sub: Subscription, entities: list[Entity], previous: Previous | None,
                        ctx: Context, *, notification_id: str, now: str, tenant: str = "",
                        trigger: str | None = None,
                        context_url_override: str | None = None,
+                       cache: RenderCache | None = None,
                        ) -> tuple[dict[str, str], bytes]:
     """Headers and body of one notification of ``sub`` about ``entities`` (internal form),
     names compacted with ``ctx`` (the context of ``sub.context_source``). ``previous``
     (entity id → attribute IRI → old instances) feeds ``showChanges``. For MQTT endpoints the
-    body is the ``{"metadata", "body"}`` envelope and the headers are its metadata."""
+    body is the ``{"metadata", "body"}`` envelope and the headers are its metadata. With a
+    ``cache``, entities already rendered alike for another notification are not again."""
     opts = render_options(sub)
     show_changes = sub.notification.show_changes and opts.format != "keyValues" and previous
     data: list[dict[str, Any]] = []
@@ -83,9 +109,13 @@ def build_notification(sub: Subscription, entities: list[Entity], previous: Prev
         if trigger == ENTITY_DELETED:
             data.append(_deleted(entity, ctx, now))
             continue
-        rendered = render_entity(entity, ctx, opts)
         if show_changes and previous is not None and entity["id"] in previous:
+            rendered = render_entity(entity, ctx, opts)   # its own: the previous values go in
             _add_previous(rendered, entity, previous[entity["id"]], ctx, opts)
+        elif cache is not None:
+            rendered = cache.render(entity, ctx, opts)
+        else:
+            rendered = render_entity(entity, ctx, opts)
         data.append(rendered)
 
     endpoint = sub.notification.endpoint

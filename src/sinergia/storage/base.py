@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+import orjson
+
 from sinergia.ngsild.aggregation import Aggregation
 from sinergia.ngsild.errors import NgsiLdError
 from sinergia.ngsild.model import Entity, Instance
@@ -84,6 +86,20 @@ class OutboxMessage:
 
     subscription_id: str
     payload: dict[str, Any]
+
+
+def payload_texts(messages: Sequence[OutboxMessage]) -> list[str]:
+    """The JSON text of each message's payload. The messages a change causes often share one
+    payload object (every subscription without showChanges gets the same entity), so each
+    object is serialised once, inside the write transaction that is everyone's bottleneck."""
+    texts: dict[int, str] = {}
+    out = []
+    for message in messages:
+        text = texts.get(id(message.payload))
+        if text is None:
+            text = texts[id(message.payload)] = orjson.dumps(message.payload).decode()
+        out.append(text)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,7 @@ from sinergia.storage.base import (
     Record,
     RecordsView,
     TypeInfo,
+    payload_texts,
 )
 from sinergia.storage.postgres_arrays import TextArray
 from sinergia.storage.postgres_lookups import IdLookups
@@ -683,7 +684,7 @@ async def _enqueue(conn: Conn, tenant: str, messages: Sequence[OutboxMessage],
         "ins AS (INSERT INTO outbox (tenant, id, subscription_id, payload, due) "
         "SELECT %s, id, s, p, %s FROM v) SELECT id FROM v ORDER BY n",
         (TextArray([m.subscription_id for m in messages]),
-         TextArray([orjson.dumps(m.payload).decode() for m in messages]), tenant, due))
+         TextArray(payload_texts(messages)), tenant, due))
 
     async def read() -> list[OutboxItem]:
         ids = [row[0] for row in await cur.fetchall()]

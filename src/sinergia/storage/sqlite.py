@@ -42,6 +42,7 @@ from sinergia.storage.base import (
     Record,
     RecordsView,
     TypeInfo,
+    payload_texts,
 )
 from sinergia.storage.sqlite_coalesce import Coalescer
 from sinergia.storage.sqlite_queries import count_sql, select_sql
@@ -510,7 +511,8 @@ def _enqueue(conn: sqlite3.Connection, tenant: str, messages: Sequence[OutboxMes
         return []
     conn.executemany(
         "INSERT INTO outbox (tenant, subscription_id, payload, due) VALUES (?, ?, ?, ?)",
-        [(tenant, m.subscription_id, orjson.dumps(m.payload).decode(), due) for m in messages])
+        [(tenant, m.subscription_id, text, due)
+         for m, text in zip(messages, payload_texts(messages), strict=True)])
     # Inside the writer's transaction nobody else inserts, and a new rowid is one more than
     # the largest: the messages got the consecutive ids that end at the last one.
     (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
