@@ -13,11 +13,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pyproj import Geod
 
-from sinergia.ngsild import geo
+from sinergia.ngsild import geo, geojson
 from sinergia.ngsild.errors import BadRequestData
 from sinergia.ngsild.geo import (
-    GEOMETRY_TYPES,
-    MAX_POSITIONS,
     GeoQuery,
     boxes_out_of_reach,
     distance_m,
@@ -27,8 +25,8 @@ from sinergia.ngsild.geo import (
     parse_geoq,
     parse_geoq_object,
     query_bbox,
-    validate_geometry,
 )
+from sinergia.ngsild.geojson import GEOMETRY_TYPES, MAX_POSITIONS, validate_geometry
 
 GEOD = Geod(ellps="WGS84")
 LOC = "https://uri.etsi.org/ngsi-ld/location"
@@ -650,16 +648,16 @@ def test_the_position_fast_path_agrees_with_the_checked_one(value: Any) -> None:
     """A position passing the quick check returns what the full check would; every other one
     goes the full way, so its error (or its result) is that of the full check."""
     def outcome(fn: Any) -> Any:
-        budget = geo._Budget()
+        budget = geojson._Budget()
         try:
             return fn(value, "p", budget), budget.positions
         except BadRequestData as exc:
             return str(exc), budget.positions
 
-    assert outcome(geo._position) == outcome(geo._checked_position)
+    assert outcome(geojson._position) == outcome(geojson._checked_position)
 
 
 def test_the_position_fast_path_keeps_the_position_budget() -> None:
-    budget = geo._Budget(positions=MAX_POSITIONS)
+    budget = geojson._Budget(positions=MAX_POSITIONS)
     with pytest.raises(BadRequestData, match="more than"):
-        geo._position([9.0, 45.0], "p", budget)
+        geojson._position([9.0, 45.0], "p", budget)

@@ -27,7 +27,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sinergia.ngsild import geo
+from sinergia.ngsild import geojson
 from sinergia.ngsild.context import Context
 from sinergia.ngsild.errors import BadRequestData
 from sinergia.ngsild.model import (
@@ -323,7 +323,7 @@ def _parse_instance(path: str, iri: str, value: Any, ctx: Context, depth: int) -
         return _parse_typeless(path, iri, value, ctx, depth)
     if not isinstance(kind, str) or kind not in ATTRIBUTE_KINDS:
         if looks_like_geometry(value):
-            instance = {"type": GEOPROPERTY, "value": geo.validate_geometry(value, where=where)}
+            instance = {"type": GEOPROPERTY, "value": geojson.validate_geometry(value, where=where)}
             return instance
         raise _bad(where, f"unknown attribute type {_describe(kind)} (expected one of "
                           f"{', '.join(sorted(ATTRIBUTE_KINDS))})")
@@ -427,7 +427,7 @@ def _parse_value(kind: str, value: Any, ctx: Context, where: str) -> Any:
         if not isinstance(value, dict):
             raise _bad(where, f"a GeoProperty value must be a GeoJSON geometry, "
                               f"not {_describe(value)}")
-        return geo.validate_geometry(value, where=where)
+        return geojson.validate_geometry(value, where=where)
     if kind == LANGUAGE_PROPERTY:
         return _parse_language_map(value, where)
     if kind == VOCAB_PROPERTY:

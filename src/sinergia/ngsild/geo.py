@@ -1,4 +1,4 @@
-"""geoQ: parsing and validation of geo-queries and GeoJSON geometries, and exact spatial
+"""geoQ: parsing of geo-queries (geometries validated by ngsild.geojson), and exact spatial
 predicates in metres on WGS84.
 
 INTERFACE (fixed; the implementation fills in the functions).
@@ -37,6 +37,13 @@ from pyproj import Geod, Transformer
 from pyproj.enums import TransformDirection
 
 from sinergia.ngsild.errors import BadRequestData
+from sinergia.ngsild.geojson import (
+    MAX_COLLECTION_NESTING,
+    QUERY_GEOMETRY_TYPES,
+    describe,
+    show,
+    validate_geometry,
+)
 
 Georel = Literal["near", "within", "contains", "intersects", "equals", "disjoint", "overlaps"]
 
@@ -50,17 +57,8 @@ class GeoQuery:
     min_distance: float | None = None  # metres, for near
 
 
-#: A geometry with more positions than this is refused (it would make every request slow).
-MAX_POSITIONS = 100_000
-#: Geometry types a geo-query may use (a GeometryCollection has no ``coordinates``).
-QUERY_GEOMETRY_TYPES = (
-    "Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon",
-)
-GEOMETRY_TYPES = (*QUERY_GEOMETRY_TYPES, "GeometryCollection")
 WORLD_BBOX = (-180.0, -90.0, 180.0, 90.0)
 
-# RFC 7946 discourages nested collections; a small cap keeps recursion bounded.
-_MAX_COLLECTION_NESTING = 4
 # Densify edges longer than this (degrees, ~1.1 km) before projecting: the gap between a
 # lon/lat-straight edge and the projected chord is then centimetres.
 _DENSIFY_DEG = 0.01
@@ -88,198 +86,6 @@ _GEOREL_HELP = ("near;maxDistance==<metres>, near;minDistance==<metres>, within,
                 "intersects, equals, disjoint or overlaps")
 
 Bbox = tuple[float, float, float, float]
-
-
-# ---------------------------------------------------------------------------------------------
-# GeoJSON validation
-
-
-@dataclass(slots=True)
-class _Budget:
-    positions: int = 0
-
-
-def validate_geometry(geometry: object, *, where: str = "geometry") -> dict[str, Any]:
-    """Check ``geometry`` is an RFC 7946 geometry and return a normalised copy: only ``type``
-    and ``coordinates`` (or ``geometries``), every coordinate a float. Foreign members such as
-    ``bbox`` are dropped. Raises :class:`BadRequestData` naming the offending position."""
-    return _validate(geometry, where, _Budget(), 0)
-
-
-def _validate(geometry: object, where: str, budget: _Budget, depth: int) -> dict[str, Any]:
-    if not isinstance(geometry, dict):
-        raise BadRequestData(
-            f"{where}: a GeoJSON geometry must be a JSON object, got {_describe(geometry)}")
-    gtype = geometry.get("type")
-    if gtype is None:
-        raise BadRequestData(f"{where}: the geometry has no 'type' member")
-    if gtype == "GeometryCollection":
-        members = geometry.get("geometries")
-        if not isinstance(members, list):
-            raise BadRequestData(f"{where}.geometries: a GeometryCollection needs a "
-                                 f"'geometries' array, got {_describe(members)}")
-        if not members:
-            raise BadRequestData(f"{where}.geometries: empty GeometryCollection; empty "
-                                 "geometries are not accepted")
-        if depth >= _MAX_COLLECTION_NESTING:
-            raise BadRequestData(f"{where}: GeometryCollections nested more than "
-                                 f"{_MAX_COLLECTION_NESTING} deep")
-        return {"type": gtype, "geometries": [
-            _validate(member, f"{where}.geometries[{i}]", budget, depth + 1)
-            for i, member in enumerate(members)]}
-    reader = _READERS.get(gtype) if isinstance(gtype, str) else None
-    if reader is None:
-        raise BadRequestData(f"{where}.type: unknown geometry type {_show(gtype)}; expected "
-                             f"one of {', '.join(GEOMETRY_TYPES)}")
-    if "coordinates" not in geometry:
-        raise BadRequestData(f"{where}: a {gtype} needs a 'coordinates' member")
-    return {"type": gtype, "coordinates": reader(geometry["coordinates"],
-                                                 f"{where}.coordinates", budget)}
-
-
-def _describe(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    if isinstance(value, (int, float)):
-        return f"the number {_show(value)}"
-    if isinstance(value, str):
-        return f"the string {_show(value)}"
-    if isinstance(value, (list, tuple)):
-        return "an empty array" if not value else f"an array of {len(value)} items"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
-def _show(value: object, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _array(value: object, path: str, what: str) -> Sequence[Any]:
-    if not isinstance(value, (list, tuple)):
-        raise BadRequestData(f"{path}: expected {what} (a JSON array), got {_describe(value)}")
-    if not value:
-        raise BadRequestData(f"{path}: {what} is empty; empty geometries are not accepted")
-    return value
-
-
-def _number(value: object, path: str, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BadRequestData(f"{path}: the {name} must be a number, got {_describe(value)}")
-    try:
-        number = float(value)
-    except OverflowError:  # an int beyond float range
-        number = math.inf
-    if not math.isfinite(number):
-        raise BadRequestData(f"{path}: the {name} must be a finite number, got {_show(value)}")
-    return number
-
-
-def _position(value: object, path: str, budget: _Budget) -> list[float]:
-    if type(value) is list and 2 <= len(value) <= 3 and budget.positions < MAX_POSITIONS:
-        # The common case, checked without building the messages of the errors it cannot
-        # raise: finite float coordinates, longitude and latitude in range.
-        lon, lat = value[0], value[1]
-        if (type(lon) is float and type(lat) is float and -180.0 <= lon <= 180.0
-                and -90.0 <= lat <= 90.0
-                and (len(value) == 2 or (type(value[2]) is float and math.isfinite(value[2])))):
-            budget.positions += 1
-            return list(value)
-    return _checked_position(value, path, budget)
-
-
-def _checked_position(value: object, path: str, budget: _Budget) -> list[float]:
-    """:func:`_position` the long way: every check, each with its own message."""
-    if not isinstance(value, (list, tuple)):
-        raise BadRequestData(f"{path}: expected a position [longitude, latitude] or "
-                             f"[longitude, latitude, altitude], got {_describe(value)}")
-    if value and isinstance(value[0], (list, tuple)):
-        raise BadRequestData(f"{path}: expected a position [longitude, latitude], got an array "
-                             "of arrays (nested too deep for this geometry type)")
-    if not 2 <= len(value) <= 3:
-        raise BadRequestData(f"{path}: a position has 2 or 3 numbers "
-                             f"[longitude, latitude(, altitude)], got {len(value)}")
-    budget.positions += 1
-    if budget.positions > MAX_POSITIONS:
-        raise BadRequestData(f"{path}: the geometry has more than {MAX_POSITIONS} positions")
-    out = [_number(v, f"{path}[{i}]", name)
-           for i, (v, name) in enumerate(zip(value, ("longitude", "latitude", "altitude"),
-                                             strict=False))]
-    lon, lat = out[0], out[1]
-    if not -180.0 <= lon <= 180.0:
-        raise BadRequestData(f"{path}: longitude {lon:g} is outside [-180, 180]")
-    if not -90.0 <= lat <= 90.0:
-        hint = ("; positions are [longitude, latitude], are they swapped?"
-                if -90.0 <= lon <= 90.0 else "")
-        raise BadRequestData(f"{path}: latitude {lat:g} is outside [-90, 90]{hint}")
-    return out
-
-
-def _positions(value: object, path: str, budget: _Budget, what: str) -> list[list[float]]:
-    return [_position(p, f"{path}[{i}]", budget)
-            for i, p in enumerate(_array(value, path, what))]
-
-
-def _read_point(value: object, path: str, budget: _Budget) -> list[float]:
-    if isinstance(value, (list, tuple)) and not value:
-        raise BadRequestData(f"{path}: empty Point; empty geometries are not accepted")
-    return _position(value, path, budget)
-
-
-def _read_multipoint(value: object, path: str, budget: _Budget) -> list[list[float]]:
-    return _positions(value, path, budget, "a MultiPoint's array of positions")
-
-
-def _read_linestring(value: object, path: str, budget: _Budget) -> list[list[float]]:
-    line = _array(value, path, "a LineString's array of positions")
-    if len(line) < 2:
-        raise BadRequestData(f"{path}: a LineString needs at least 2 positions, "
-                             f"got {len(line)}")
-    return _positions(line, path, budget, "a LineString's array of positions")
-
-
-def _read_multilinestring(value: object, path: str, budget: _Budget) -> list[list[list[float]]]:
-    return [_read_linestring(line, f"{path}[{i}]", budget)
-            for i, line in enumerate(_array(value, path, "a MultiLineString's array of lines"))]
-
-
-def _read_polygon(value: object, path: str, budget: _Budget) -> list[list[list[float]]]:
-    rings = _array(value, path, "a Polygon's array of rings")
-    out = []
-    for i, ring in enumerate(rings):
-        label = "exterior ring" if i == 0 else f"hole {i}"
-        ring_path = f"{path}[{i}]"
-        positions = _array(ring, ring_path, f"the {label}")
-        if len(positions) < 4:
-            raise BadRequestData(f"{ring_path}: the {label} needs at least 4 positions (the "
-                                 f"first repeated at the end), got {len(positions)}")
-        parsed = _positions(positions, ring_path, budget, f"the {label}")
-        if parsed[0] != parsed[-1]:
-            raise BadRequestData(
-                f"{ring_path}: the {label} is not closed: its first position "
-                f"{_show(parsed[0])} differs from its last {_show(parsed[-1])}")
-        out.append(parsed)
-    return out
-
-
-def _read_multipolygon(value: object, path: str,
-                       budget: _Budget) -> list[list[list[list[float]]]]:
-    return [_read_polygon(polygon, f"{path}[{i}]", budget)
-            for i, polygon in enumerate(_array(value, path,
-                                               "a MultiPolygon's array of polygons"))]
-
-
-_READERS: dict[str, Callable[[object, str, _Budget], Any]] = {
-    "Point": _read_point,
-    "MultiPoint": _read_multipoint,
-    "LineString": _read_linestring,
-    "MultiLineString": _read_multilinestring,
-    "Polygon": _read_polygon,
-    "MultiPolygon": _read_multipolygon,
-}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -314,36 +120,36 @@ def parse_geoq_object(obj: dict[str, Any], expand: Callable[[str], str]) -> GeoQ
     ``location`` and is expanded with ``expand``."""
     where = "geoQ"
     if not isinstance(obj, dict):
-        raise BadRequestData(f"{where}: must be a JSON object, got {_describe(obj)}")
+        raise BadRequestData(f"{where}: must be a JSON object, got {describe(obj)}")
     for member in ("georel", "geometry"):
         if member in obj and not isinstance(obj[member], str):
             raise BadRequestData(f"{where}.{member}: must be a string, "
-                                 f"got {_describe(obj[member])}")
+                                 f"got {describe(obj[member])}")
     coordinates = obj.get("coordinates")
     if coordinates is not None and not isinstance(coordinates, (list, str)):
         raise BadRequestData(f"{where}.coordinates: must be an array, "
-                             f"got {_describe(coordinates)}")
+                             f"got {describe(coordinates)}")
     geoproperty = obj.get("geoproperty", "location")
     if not isinstance(geoproperty, str) or not geoproperty.strip():
         raise BadRequestData(f"{where}.geoproperty: must be a non-empty attribute name, "
-                             f"got {_describe(geoproperty)}")
+                             f"got {describe(geoproperty)}")
     return parse_geoq(obj.get("georel"), obj.get("geometry"), coordinates,
                       expand(geoproperty.strip()))
 
 
 def _parse_georel(text: str, where: str) -> tuple[Georel, float | None, float | None]:
     if not isinstance(text, str):
-        raise BadRequestData(f"{where}.georel: must be a string, got {_describe(text)}")
+        raise BadRequestData(f"{where}.georel: must be a string, got {describe(text)}")
     match = _GEOREL_RE.fullmatch(text)
     name = _GEORELS.get(match.group(1).lower()) if match else None
     if match is None or name is None:
-        raise BadRequestData(f"{where}.georel: unknown georel {_show(text)}; expected "
+        raise BadRequestData(f"{where}.georel: unknown georel {show(text)}; expected "
                              f"{_GEOREL_HELP}")
     modifiers = match.group(2)
     if name != "near":
         if modifiers is not None and modifiers.strip():
             raise BadRequestData(f"{where}.georel: {name} takes no modifiers, "
-                                 f"got {_show(text)}")
+                                 f"got {show(text)}")
         return name, None, None
     if modifiers is None or not modifiers.strip():
         raise BadRequestData(f"{where}.georel: near needs a distance: near;maxDistance==<metres> "
@@ -351,17 +157,17 @@ def _parse_georel(text: str, where: str) -> tuple[Georel, float | None, float | 
     parts = modifiers.split(";")
     if len(parts) != 1:
         raise BadRequestData(f"{where}.georel: near takes exactly one of maxDistance or "
-                             f"minDistance, got {_show(text)}")
+                             f"minDistance, got {show(text)}")
     distance = _DISTANCE_RE.fullmatch(parts[0])
     if distance is None:
-        raise BadRequestData(f"{where}.georel: near modifier {_show(parts[0].strip())} is not "
+        raise BadRequestData(f"{where}.georel: near modifier {show(parts[0].strip())} is not "
                              "maxDistance==<metres> or minDistance==<metres>")
     key, value = distance.group(1).lower(), distance.group(2)
     label = "maxDistance" if key == "maxdistance" else "minDistance"
     metres = float(value) if _NUMBER_RE.fullmatch(value) else math.nan
     if not math.isfinite(metres):
         raise BadRequestData(f"{where}.georel: {label} must be a non-negative number of "
-                             f"metres, got {_show(value)}")
+                             f"metres, got {show(value)}")
     if key == "maxdistance":
         return name, metres, None
     return name, None, metres
@@ -369,7 +175,7 @@ def _parse_georel(text: str, where: str) -> tuple[Georel, float | None, float | 
 
 def _parse_geometry_name(text: str, where: str) -> str:
     if not isinstance(text, str):
-        raise BadRequestData(f"{where}.geometry: must be a string, got {_describe(text)}")
+        raise BadRequestData(f"{where}.geometry: must be a string, got {describe(text)}")
     wanted = text.strip().lower()
     for gtype in QUERY_GEOMETRY_TYPES:
         if gtype.lower() == wanted:
@@ -377,7 +183,7 @@ def _parse_geometry_name(text: str, where: str) -> str:
     if wanted == "geometrycollection":
         raise BadRequestData(f"{where}.geometry: a GeometryCollection cannot be used in a "
                              f"geo-query; use one of {', '.join(QUERY_GEOMETRY_TYPES)}")
-    raise BadRequestData(f"{where}.geometry: unknown geometry {_show(text)}; expected one of "
+    raise BadRequestData(f"{where}.geometry: unknown geometry {show(text)}; expected one of "
                          f"{', '.join(QUERY_GEOMETRY_TYPES)}")
 
 
@@ -391,7 +197,7 @@ def _parse_coordinates(value: str | list[Any], where: str) -> list[Any]:
                                  "JSON array such as [9.19,45.46]") from None
     if not isinstance(decoded, list):
         raise BadRequestData(f"{where}.coordinates: expected a JSON array such as "
-                             f"[9.19,45.46], got {_describe(decoded)}")
+                             f"[9.19,45.46], got {describe(decoded)}")
     return decoded
 
 
@@ -417,7 +223,7 @@ _COORDINATE_DEPTH = {"Point": 0, "MultiPoint": 1, "LineString": 1, "MultiLineStr
 def _collect(geometry: dict[str, Any], xs: list[float], ys: list[float], nesting: int) -> None:
     gtype = geometry["type"]
     if gtype == "GeometryCollection":
-        if nesting >= _MAX_COLLECTION_NESTING:
+        if nesting >= MAX_COLLECTION_NESTING:
             raise ValueError("nested too deep")
         for member in geometry["geometries"]:
             _collect(member, xs, ys, nesting + 1)
