@@ -10,11 +10,11 @@ from typing import Any
 import orjson
 import pytest
 
-from sinergia.ngsild.history import deletion_record, history_instances
+from sinergia.ngsild.history import history_records, with_id
 from sinergia.ngsild.model import Entity
 from sinergia.storage.base import Edit, HistoryQuery
 from sinergia.storage.sqlite import SQLiteStore
-from sinergia.storage.sqlite_history import _instance, _instance_text
+from sinergia.storage.sqlite_history import _instance
 
 pytestmark = pytest.mark.anyio
 
@@ -31,20 +31,21 @@ def entity(entity_id: str, **values: Any) -> Entity:
 def test_a_stored_record_reads_back_as_recorded_without_storing_its_id_twice() -> None:
     before = entity("urn:e:1", a=1, b="x")
     after = entity("urn:e:1", a=2, c=[1, 2])
-    records = history_instances(before, after, now=NOW)
-    records.append(deletion_record(EX + "b", before["attrs"][EX + "b"][0], NOW))
-    assert {r.deleted for r in records} == {False, True}
+    records = history_records(before, after, now=NOW)
+    assert {r.deleted for r in records} == {True, False}  # b is gone: a deletion marker
     for record in records:
-        text = _instance_text(orjson.dumps(record.instance), record.instance_id)
+        text = orjson.dumps(record.instance).decode()
         assert record.instance_id not in text
         read = _instance(record.instance_id, 0, int(record.deleted), text)
-        assert list(read.items()) == list(record.instance.items())
+        assert list(read.items()) == list(with_id(record).instance.items())
 
 
-def test_a_record_whose_id_is_not_its_last_member_is_stored_whole() -> None:
-    instance = {"type": "Property", "instanceId": "urn:i:1", "value": 1}
-    text = _instance_text(orjson.dumps(instance), "urn:i:1")
-    assert orjson.loads(text) == instance
+def test_an_instance_id_in_the_input_is_not_the_records() -> None:
+    after = entity("urn:e:1", a=1)
+    after["attrs"][EX + "a"][0]["instanceId"] = "urn:i:1"
+    (record,) = history_records(None, after, now=NOW)
+    assert "instanceId" not in record.instance and record.instance_id != "urn:i:1"
+    assert with_id(record).instance["instanceId"] == record.instance_id
 
 
 async def test_one_write_records_new_and_known_entities_and_series(tmp_path: Path) -> None:

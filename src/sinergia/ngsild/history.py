@@ -83,19 +83,57 @@ def new_instance_id() -> str:
     return INSTANCE_ID_PREFIX + str(_new_uuid())
 
 
-def history_instances(before: Entity | None, after: Entity | None, *,
-                      now: str) -> list[HistoryInstance]:
+class Record(NamedTuple):
+    """A record before it has its ``instanceId`` in ``instance``: what a backend that keeps the
+    id in a column of its own stores. ``instance`` is the entity's instance itself (shared, not
+    copied) when it holds no ``instanceId``, so a batch of thousands of instances costs no copy;
+    :func:`history_instances` turns records into :class:`HistoryInstance`."""
+
+    attr: str
+    instance_id: str
+    observed_at: str | None
+    modified_at: str
+    deleted: bool
+    instance: Instance
+    numeric: float | None
+    created_at: str | None
+
+
+def history_records(before: Entity | None, after: Entity | None, *,
+                    now: str) -> list[Record]:
     """The records a change from ``before`` to ``after`` adds to history (None = the entity
     does not exist on that side): new and changed instances (a change of a sub-attribute is a
     change of its attribute), and a deletion marker for each instance gone."""
-    records: list[HistoryInstance] = []
+    records: list[Record] = []
     append = records.append
     for attr, old, new in changed_instances(before, after):
         if new is not None:
             append(_record(attr, new, now, created=old is None))
         elif old is not None:
-            append(deletion_record(attr, old, now))
+            append(_deletion(attr, old, now))
     return records
+
+
+def history_instances(before: Entity | None, after: Entity | None, *,
+                      now: str) -> list[HistoryInstance]:
+    """:func:`history_records` as :class:`HistoryInstance`."""
+    return [with_id(record) for record in history_records(before, after, now=now)]
+
+
+def with_id(record: Record) -> HistoryInstance:
+    """The :class:`HistoryInstance` of a record: its instance (copied) ends with its id."""
+    instance = dict(record.instance)
+    instance["instanceId"] = record.instance_id
+    return HistoryInstance(record.attr, instance.get("datasetId"), record.instance_id,
+                           record.observed_at, record.modified_at, record.deleted, instance,
+                           record.numeric, record.created_at)
+
+
+def without_id(item: HistoryInstance) -> Record:
+    """The :class:`Record` of a :class:`HistoryInstance` (its instance without the id)."""
+    instance = {k: v for k, v in item.instance.items() if k != "instanceId"}
+    return Record(item.attr, item.instance_id, item.observed_at, item.modified_at,
+                  item.deleted, instance, item.numeric, item.created_at)
 
 
 def temporal_records(attrs: Mapping[str, list[Instance]], now: str) -> list[HistoryInstance]:
@@ -107,26 +145,26 @@ def temporal_records(attrs: Mapping[str, list[Instance]], now: str) -> list[Hist
             stamped = {k: v for k, v in instance.items() if k not in _SYSTEM}
             stamped["createdAt"] = now
             stamped["modifiedAt"] = now
-            records.append(_record(attr, stamped, now, created=True))
+            records.append(with_id(_record(attr, stamped, now, created=True)))
     return records
 
 
 def deletion_record(attr: str, old: Instance, now: str) -> HistoryInstance:
     """The marker recording that instance ``old`` of ``attr`` was deleted at ``now``."""
+    return with_id(_deletion(attr, old, now))
+
+
+def _deletion(attr: str, old: Instance, now: str) -> Record:
     kind = old.get("type", PROPERTY)
     if kind not in VALUE_MEMBER:
         kind = PROPERTY
-    instance_id = new_instance_id()
     marker: Instance = {"type": kind, VALUE_MEMBER[kind]: _null_value(kind)}
     dataset_id = old.get("datasetId")
     if dataset_id is not None:
         marker["datasetId"] = dataset_id
     marker["modifiedAt"] = now
     marker["deletedAt"] = now
-    marker["instanceId"] = instance_id
-    return HistoryInstance(attr=attr, dataset_id=dataset_id, instance_id=instance_id,
-                           observed_at=None, modified_at=now, deleted=True, instance=marker,
-                           numeric=None)
+    return Record(attr, new_instance_id(), None, now, True, marker, None, None)
 
 
 def patch_record(attr: str, old: Instance, new: Instance, now: str, *,
@@ -149,32 +187,29 @@ def patch_record(attr: str, old: Instance, new: Instance, now: str, *,
     if "createdAt" in old:
         instance["createdAt"] = old["createdAt"]
     instance["modifiedAt"] = now
-    instance_id = old.get("instanceId") or new_instance_id()
-    instance["instanceId"] = instance_id
-    return _build(attr, instance, instance_id, now, created_at=created_at)
+    return with_id(_build(attr, instance, old.get("instanceId") or new_instance_id(), now,
+                          created_at=created_at))
 
 
-def _record(attr: str, new: Instance, now: str, *, created: bool) -> HistoryInstance:
-    instance_id = INSTANCE_ID_PREFIX + str(_new_uuid())
-    instance = dict(new)
-    instance["instanceId"] = instance_id
+def _record(attr: str, new: Instance, now: str, *, created: bool) -> Record:
+    if "instanceId" in new:  # the id of a record is its own, never one the input carried
+        new = {k: v for k, v in new.items() if k != "instanceId"}
     created_at = None
     if created:
         stamp = new.get("createdAt")
         created_at = stamp if isinstance(stamp, str) else now
-    return _build(attr, instance, instance_id, now, created_at=created_at)
+    return _build(attr, new, INSTANCE_ID_PREFIX + str(_new_uuid()), now, created_at=created_at)
 
 
 def _build(attr: str, instance: Instance, instance_id: str, now: str, *,
-           created_at: str | None) -> HistoryInstance:
+           created_at: str | None) -> Record:
     observed = instance.get("observedAt")
     modified = instance.get("modifiedAt")
     # Positional: once per changed instance of every write, keywords cost a third more.
-    return HistoryInstance(
-        attr, instance.get("datasetId"), instance_id,
-        observed if isinstance(observed, str) and observed != NULL_URI else None,
-        modified if isinstance(modified, str) else now,
-        False, instance, numeric_value(instance), created_at)
+    return Record(attr, instance_id,
+                  observed if isinstance(observed, str) and observed != NULL_URI else None,
+                  modified if isinstance(modified, str) else now,
+                  False, instance, numeric_value(instance), created_at)
 
 
 def numeric_value(instance: Instance) -> float | None:

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from sinergia.ngsild.aggregation import bucket_step, from_buckets
-from sinergia.ngsild.history import HistoryInstance, history_instances
+from sinergia.ngsild.history import HistoryInstance, Record, history_records, without_id
 from sinergia.ngsild.model import Instance, value_of
 from sinergia.ngsild.temporal import iso_to_ms, ms_to_iso
 from sinergia.storage import history_sql
@@ -35,7 +35,7 @@ def record_changes(conn: sqlite3.Connection, tenant: str, results: Iterable[Edit
     for result in results:
         if result.error is not None or result.after is result.before:
             continue
-        instances = history_instances(result.before, result.after, now=now)
+        instances = history_records(result.before, result.after, now=now)
         if instances:
             entity = result.after if result.after is not None else result.before
             assert entity is not None
@@ -45,11 +45,11 @@ def record_changes(conn: sqlite3.Connection, tenant: str, results: Iterable[Edit
 
 def add_instances(conn: sqlite3.Connection, tenant: str, entity_id: str, types: Sequence[str],
                   instances: Sequence[HistoryInstance]) -> None:
-    add_many(conn, tenant, [(entity_id, types, instances)])
+    add_many(conn, tenant, [(entity_id, types, [without_id(item) for item in instances])])
 
 
 def add_many(conn: sqlite3.Connection, tenant: str,
-             changes: Sequence[tuple[str, Sequence[str], Sequence[HistoryInstance]]]) -> None:
+             changes: Sequence[tuple[str, Sequence[str], Sequence[Record]]]) -> None:
     """Record the instances of many entities ``(id, types, instances)`` with a few statements
     per call, not per entity: a batch of a thousand entities is one call."""
     if not changes:
@@ -75,23 +75,12 @@ def add_many(conn: sqlite3.Connection, tenant: str,
             rows.append((sid, to_ms(item.observed_at) if item.observed_at else modified_ms,
                          modified_ms, item.instance_id, int(item.deleted),
                          int(item.created_at is not None), item.numeric,
-                         _instance_text(dumps(item.instance), item.instance_id)))
+                         dumps(item.instance).decode()))
     if new_series:
         conn.executemany("INSERT INTO history_series (sid, heid, attr) VALUES (?, ?, ?)",
                          new_series)
     conn.executemany("INSERT INTO history (sid, t_ms, modified_ms, instance_id, deleted, created,"
                      " num, instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-
-
-def _instance_text(text: bytes, instance_id: str) -> str:
-    """The stored text of a recorded instance: without its ``instanceId`` when that is the last
-    member (as :mod:`sinergia.ngsild.history` builds records), since the ``instance_id``
-    column holds it and :func:`_instance` puts it back in the same place. It is a third of the
-    text, and history is most of what a write adds to the database file."""
-    tail = f',"instanceId":"{instance_id}"}}'.encode()
-    if text.endswith(tail):
-        return text[:-len(tail)].decode() + "}"
-    return text.decode()
 
 
 def _chunks(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
