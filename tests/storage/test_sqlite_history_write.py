@@ -4,6 +4,7 @@ API reads back is covered for both backends by the contract suite."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from sinergia.ngsild.model import Entity
 from sinergia.storage.base import Edit, HistoryQuery
 from sinergia.storage.sqlite import SQLiteStore
 from sinergia.storage.sqlite_history import _instance
+from sinergia.storage.sqlite_schema import MIGRATIONS, migrate
 
 pytestmark = pytest.mark.anyio
 
@@ -69,3 +71,47 @@ async def test_one_write_records_new_and_known_entities_and_series(tmp_path: Pat
     ids = [i["instanceId"] for te in result.entities for insts in te.attrs.values()
            for i in insts]
     assert len(set(ids)) == len(ids) == 5
+
+
+async def test_history_recorded_before_series_were_keyed_by_attribute_id_upgrades(
+        tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    keyed_by_id = next(n for n, m in enumerate(MIGRATIONS)
+                       if isinstance(m, str) and "history_series_by_aid" in m)
+    for step in MIGRATIONS[:keyed_by_id]:  # the schema as it was before
+        if isinstance(step, str):
+            for statement in filter(None, (s.strip() for s in step.split(";"))):
+                conn.execute(statement)
+        else:
+            step(conn)
+    conn.execute(f"PRAGMA user_version = {keyed_by_id}")
+    conn.execute("INSERT INTO attr_names (iri) VALUES (?)", (EX + "b",))  # used by q already
+    conn.execute("INSERT INTO history_entities (heid, tenant, id, types) VALUES "
+                 "(1, '', 'urn:e:1', ?)", (orjson.dumps([EX + "T"]).decode(),))
+    conn.executemany("INSERT INTO history_series (sid, heid, attr) VALUES (?, 1, ?)",
+                     [(1, EX + "a"), (2, EX + "b")])
+    conn.executemany(
+        "INSERT INTO history (sid, t_ms, modified_ms, instance_id, num, instance) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [(sid, 1000 * n, 1000 * n, f"urn:i:{sid}:{n}", n,
+          orjson.dumps({"type": "Property", "value": n}).decode())
+         for sid in (1, 2) for n in range(3)])
+    assert migrate(conn) == len(MIGRATIONS)
+    conn.close()
+    store = SQLiteStore(f"sqlite:///{path}", synchronous="normal")
+    await store.open()
+    try:
+        await store.apply("", [Edit("urn:e:1", lambda _: entity("urn:e:1", a=7, c=8))])
+        result = await store.query_history("", HistoryQuery(timeproperty="modifiedAt"))
+        gone = await store.delete_history("", "urn:e:1", EX + "b", "urn:i:2:1")
+        after = await store.query_history("", HistoryQuery(timeproperty="modifiedAt",
+                                                           attrs=(EX + "b",)))
+    finally:
+        await store.close()
+    (recorded,) = result.entities
+    assert {attr: [i["value"] for i in instances] for attr, instances in recorded.attrs.items()
+            } == {EX + "a": [0, 1, 2, 7], EX + "b": [0, 1, 2], EX + "c": [8]}
+    assert gone == 1
+    assert [i["instanceId"] for i in after.entities[0].attrs[EX + "b"]] == ["urn:i:2:0",
+                                                                          "urn:i:2:2"]

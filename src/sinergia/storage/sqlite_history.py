@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from sinergia.ngsild.aggregation import bucket_step, from_buckets
-from sinergia.ngsild.history import HistoryInstance, Record, history_records, without_id
+from sinergia.ngsild.history import HistoryInstance, Record, history_records
 from sinergia.ngsild.model import Instance, value_of
 from sinergia.ngsild.temporal import iso_to_ms, ms_to_iso
 from sinergia.storage import history_sql
@@ -24,12 +24,13 @@ from sinergia.storage.base import (
     TemporalEntity,
 )
 from sinergia.storage.sqlite_queries import history_entities_sql
+from sinergia.storage.sqlite_values import AttrIds
 
 # -- writing (inside the writer's transaction) -------------------------------------------------
 
 
-def record_changes(conn: sqlite3.Connection, tenant: str, results: Iterable[EditResult],
-                   now: str) -> None:
+def record_changes(conn: sqlite3.Connection, tenant: str, attr_ids: AttrIds,
+                   results: Iterable[EditResult], now: str) -> None:
     """Append to history every instance the successful edits added, changed or deleted."""
     changes = []
     for result in results:
@@ -40,15 +41,10 @@ def record_changes(conn: sqlite3.Connection, tenant: str, results: Iterable[Edit
             entity = result.after if result.after is not None else result.before
             assert entity is not None
             changes.append((result.entity_id, entity["type"], instances))
-    add_many(conn, tenant, changes)
+    add_many(conn, tenant, attr_ids, changes)
 
 
-def add_instances(conn: sqlite3.Connection, tenant: str, entity_id: str, types: Sequence[str],
-                  instances: Sequence[HistoryInstance]) -> None:
-    add_many(conn, tenant, [(entity_id, types, [without_id(item) for item in instances])])
-
-
-def add_many(conn: sqlite3.Connection, tenant: str,
+def add_many(conn: sqlite3.Connection, tenant: str, attr_ids: AttrIds,
              changes: Sequence[tuple[str, Sequence[str], Sequence[Record]]]) -> None:
     """Record the instances of many entities ``(id, types, instances)`` with a few statements
     per call, not per entity: a batch of a thousand entities is one call."""
@@ -77,8 +73,9 @@ def add_many(conn: sqlite3.Connection, tenant: str,
                          int(item.created_at is not None), item.numeric,
                          dumps(item.instance).decode()))
     if new_series:
-        conn.executemany("INSERT INTO history_series (sid, heid, attr) VALUES (?, ?, ?)",
-                         new_series)
+        aids = attr_ids.of(conn, (attr for _, _, attr in new_series))
+        conn.executemany("INSERT INTO history_series (sid, heid, aid) VALUES (?, ?, ?)",
+                         [(sid, heid, aids[attr]) for sid, heid, attr in new_series])
     conn.executemany("INSERT INTO history (sid, t_ms, modified_ms, instance_id, deleted, created,"
                      " num, instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
@@ -134,7 +131,8 @@ def _known_series(conn: sqlite3.Connection, heids: list[int]) -> dict[tuple[int,
     for chunk in _chunks(heids):
         marks = ",".join("?" * len(chunk))
         for sid, heid, attr in conn.execute(
-                f"SELECT sid, heid, attr FROM history_series WHERE heid IN ({marks})",  # noqa: S608
+                f"SELECT s.sid, s.heid, n.iri FROM history_series s JOIN attr_names n "  # noqa: S608
+                f"ON n.aid = s.aid WHERE s.heid IN ({marks})",
                 chunk):
             sids[heid, attr] = sid
     return sids
@@ -150,7 +148,7 @@ def delete_history(conn: sqlite3.Connection, tenant: str, entity_id: str, attr: 
     series = "SELECT sid FROM history_series WHERE heid = ?"
     params: list[Any] = [heid]
     if attr is not None:
-        series += " AND attr = ?"
+        series += " AND aid = (SELECT aid FROM attr_names WHERE iri = ?)"
         params.append(attr)
     sql = f"DELETE FROM history WHERE sid IN ({series})"  # noqa: S608
     if instance_id is not None:
@@ -164,7 +162,8 @@ def delete_history(conn: sqlite3.Connection, tenant: str, entity_id: str, attr: 
             gone += conn.execute("DELETE FROM history_entities WHERE heid = ?",
                                  (heid,)).rowcount
         else:
-            gone += conn.execute("DELETE FROM history_series WHERE heid = ? AND attr = ?",
+            gone += conn.execute("DELETE FROM history_series WHERE heid = ? AND aid = "
+                                 "(SELECT aid FROM attr_names WHERE iri = ?)",
                                  (heid, attr)).rowcount
     return gone
 
@@ -176,8 +175,8 @@ def replace_instance(conn: sqlite3.Connection, tenant: str, entity_id: str, attr
     cursor = conn.execute(
         "UPDATE history SET t_ms = ?, modified_ms = ?, num = ?, instance = ? "
         "WHERE instance_id = ? AND sid = (SELECT s.sid FROM history_series s "
-        "JOIN history_entities e ON e.heid = s.heid WHERE e.tenant = ? AND e.id = ? "
-        "AND s.attr = ?)",
+        "JOIN history_entities e ON e.heid = s.heid JOIN attr_names n ON n.aid = s.aid "
+        "WHERE e.tenant = ? AND e.id = ? AND n.iri = ?)",
         (t_ms, modified_ms, item.numeric, orjson.dumps(item.instance).decode(),
          item.instance_id, tenant, entity_id, attr))
     return cursor.rowcount > 0
@@ -215,10 +214,11 @@ _SQL_METHODS = frozenset({"totalCount", "distinctCount", "sum", "avg", "min", "m
 
 def _entity_attrs(conn: sqlite3.Connection, heid: int,
                   q: HistoryQuery) -> dict[str, list[Instance]] | dict[str, Series | Aggregated]:
-    series_sql = "SELECT sid, attr FROM history_series WHERE heid = ?"
+    series_sql = ("SELECT s.sid, n.iri FROM history_series s JOIN attr_names n "
+                  "ON n.aid = s.aid WHERE s.heid = ?")
     params: list[Any] = [heid]
     if q.attrs is not None:
-        series_sql += " AND attr IN (" + ",".join("?" * len(q.attrs)) + ")"
+        series_sql += " AND n.iri IN (" + ",".join("?" * len(q.attrs)) + ")"
         params.extend(q.attrs)
     column = _TIME_COLUMN[q.timeproperty]
     where = f"sid = ? AND {column} >= ? AND {column} < ?"
@@ -236,7 +236,8 @@ def _entity_attrs(conn: sqlite3.Connection, heid: int,
     in_db = history_sql.in_database(q, _SQL_METHODS)
     out_series: dict[str, Series | Aggregated] = {}
     out_instances: dict[str, list[Instance]] = {}
-    for sid, attr in conn.execute(series_sql, params).fetchall():
+    # By IRI, the order the series came in when they were keyed by it.
+    for sid, attr in conn.execute(series_sql + " ORDER BY n.iri", params).fetchall():
         args: tuple[Any, ...] = (sid, *bounds) if limit is None else (sid, *bounds, limit)
         if in_db:
             aggregated = _aggregated(conn, column, where, (sid, *bounds), q)
