@@ -115,3 +115,27 @@ async def test_history_recorded_before_series_were_keyed_by_attribute_id_upgrade
     assert gone == 1
     assert [i["instanceId"] for i in after.entities[0].attrs[EX + "b"]] == ["urn:i:2:0",
                                                                           "urn:i:2:2"]
+
+
+async def test_the_index_by_modification_time_is_built_by_the_first_purge(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'h.db'}", synchronous="normal")
+    await store.open()
+    try:
+        await store.apply("", [Edit("urn:e:1", lambda _: entity("urn:e:1", a=1, b=2))])
+        indexes_before = _history_indexes(tmp_path / "h.db")
+        assert await store.purge_history(older_than_ms=2**62) == 2
+        await store.apply("", [Edit("urn:e:1", lambda _: entity("urn:e:1", a=3))])
+        assert await store.purge_history(older_than_ms=0) == 0
+    finally:
+        await store.close()
+    assert "history_by_modified" not in indexes_before
+    assert "history_by_modified" in _history_indexes(tmp_path / "h.db")
+
+
+def _history_indexes(path: Path) -> set[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return {name for (name,) in conn.execute(
+            "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'history'")}
+    finally:
+        conn.close()
