@@ -205,11 +205,12 @@ def _build(attr: str, instance: Instance, instance_id: str, now: str, *,
            created_at: str | None) -> Record:
     observed = instance.get("observedAt")
     modified = instance.get("modifiedAt")
-    # Positional: once per changed instance of every write, keywords cost a third more.
-    return Record(attr, instance_id,
-                  observed if isinstance(observed, str) and observed != NULL_URI else None,
-                  modified if isinstance(modified, str) else now,
-                  False, instance, numeric_value(instance), created_at)
+    # Once per changed instance of every write: tuple.__new__ skips the named tuple's own
+    # __new__ (a Python function with keyword handling), half the cost of a record.
+    return tuple.__new__(Record, (
+        attr, instance_id, observed if isinstance(observed, str) and observed != NULL_URI else None,
+        modified if isinstance(modified, str) else now, False, instance, numeric_value(instance),
+        created_at))
 
 
 def numeric_value(instance: Instance) -> float | None:
