@@ -347,7 +347,15 @@ def changed_instances(before: Entity | None, after: Entity | None,
         old_insts = old_attrs.get(name)
         if not old_insts:  # a new attribute (the common case on create): all created
             changes.extend((name, None, inst) for inst in new_insts)
-        elif old_insts is not new_insts:
+        elif old_insts is new_insts:
+            continue
+        elif (len(old_insts) == 1 and len(new_insts) == 1
+              and _key(old_insts[0]) == _key(new_insts[0])):
+            # One instance before and after (the common case on update), matched at once.
+            old, new = old_insts[0], new_insts[0]
+            if old is not new and not _same_json(old, new):
+                changes.append((name, old, new))
+        else:
             changes.extend(_instance_changes(name, old_insts, new_insts))
     for name, old_insts in old_attrs.items():
         if name not in new_attrs:
@@ -508,9 +516,13 @@ def _overwrite(old: Instance | None, new: Instance, now: str) -> Instance:
 def _same_json(a: Any, b: Any) -> bool:
     """JSON equality: unlike ``==``, ``True`` is not ``1`` and ``1`` is not ``1.0``. Compared
     as canonical JSON text (keys sorted), which orjson writes faster than Python can walk
-    the values; that text keeps exactly those distinctions."""
+    the values; that text keeps exactly those distinctions. ``==`` (in C) is coarser, so
+    values it finds different are different JSON too: the texts are written only for values
+    it finds equal, and a changed instance (its modifiedAt differs) costs no text at all."""
     if a is b:
         return True
+    if a != b:
+        return False
     try:
         return orjson.dumps(a, option=_CANONICAL) == orjson.dumps(b, option=_CANONICAL)
     except TypeError:  # not JSON at all (a caller's bug): compare as Python values
