@@ -1,6 +1,8 @@
 """What a change adds to the temporal history: one record per attribute instance that was
-created, changed or deleted. Storage backends call :func:`history_instances` inside the write
-transaction of every change, with the entity before and after it, so it is cheap: unchanged
+created, changed or deleted. Storage backends call :func:`history_instances` (or
+:func:`history_records`, the same records with the ``instanceId`` beside the instance rather than
+in it) inside the write transaction of every change, with the entity before and after it, so it
+is cheap: unchanged
 instances are skipped by :func:`sinergia.ngsild.updates.changed_instances`, which compares by
 identity first, and nothing is deep-copied.
 
@@ -83,28 +85,15 @@ def new_instance_id() -> str:
     return INSTANCE_ID_PREFIX + str(_new_uuid())
 
 
-class Record(NamedTuple):
-    """A record before it has its ``instanceId`` in ``instance``: what a backend that keeps the
-    id in a column of its own stores. ``instance`` is the entity's instance itself (shared, not
-    copied) when it holds no ``instanceId``, so a batch of thousands of instances costs no copy;
-    :func:`history_instances` turns records into :class:`HistoryInstance`."""
-
-    attr: str
-    instance_id: str
-    observed_at: str | None
-    modified_at: str
-    deleted: bool
-    instance: Instance
-    numeric: float | None
-    created_at: str | None
-
-
 def history_records(before: Entity | None, after: Entity | None, *,
-                    now: str) -> list[Record]:
+                    now: str) -> list[HistoryInstance]:
     """The records a change from ``before`` to ``after`` adds to history (None = the entity
     does not exist on that side): new and changed instances (a change of a sub-attribute is a
-    change of its attribute), and a deletion marker for each instance gone."""
-    records: list[Record] = []
+    change of its attribute), and a deletion marker for each instance gone. *Bare* records:
+    their ``instance`` does not hold the ``instanceId`` (what a backend that keeps the id in a
+    column of its own stores), and is the entity's instance itself (shared, not copied) when
+    that holds none, so a batch of thousands of instances costs no copy."""
+    records: list[HistoryInstance] = []
     append = records.append
     for attr, old, new in changed_instances(before, after):
         if new is not None:
@@ -120,20 +109,21 @@ def history_instances(before: Entity | None, after: Entity | None, *,
     return [with_id(record) for record in history_records(before, after, now=now)]
 
 
-def with_id(record: Record) -> HistoryInstance:
-    """The :class:`HistoryInstance` of a record: its instance (copied) ends with its id."""
+def with_id(record: HistoryInstance) -> HistoryInstance:
+    """A bare record (see :func:`history_records`) with its id in its instance (a copy, which
+    ends with the id)."""
     instance = dict(record.instance)
     instance["instanceId"] = record.instance_id
-    return HistoryInstance(record.attr, instance.get("datasetId"), record.instance_id,
-                           record.observed_at, record.modified_at, record.deleted, instance,
-                           record.numeric, record.created_at)
+    attr, dataset_id, instance_id, observed_at, modified_at, deleted, _, numeric, created_at = (
+        record)
+    return HistoryInstance(attr, dataset_id, instance_id, observed_at, modified_at, deleted,
+                           instance, numeric, created_at)
 
 
-def without_id(item: HistoryInstance) -> Record:
-    """The :class:`Record` of a :class:`HistoryInstance` (its instance without the id)."""
-    instance = {k: v for k, v in item.instance.items() if k != "instanceId"}
-    return Record(item.attr, item.instance_id, item.observed_at, item.modified_at,
-                  item.deleted, instance, item.numeric, item.created_at)
+def without_id(record: HistoryInstance) -> HistoryInstance:
+    """The bare record of ``record`` (its instance without the id)."""
+    return record._replace(instance={k: v for k, v in record.instance.items()
+                                     if k != "instanceId"})
 
 
 def temporal_records(attrs: Mapping[str, list[Instance]], now: str) -> list[HistoryInstance]:
@@ -154,7 +144,7 @@ def deletion_record(attr: str, old: Instance, now: str) -> HistoryInstance:
     return with_id(_deletion(attr, old, now))
 
 
-def _deletion(attr: str, old: Instance, now: str) -> Record:
+def _deletion(attr: str, old: Instance, now: str) -> HistoryInstance:
     kind = old.get("type", PROPERTY)
     if kind not in VALUE_MEMBER:
         kind = PROPERTY
@@ -164,7 +154,7 @@ def _deletion(attr: str, old: Instance, now: str) -> Record:
         marker["datasetId"] = dataset_id
     marker["modifiedAt"] = now
     marker["deletedAt"] = now
-    return Record(attr, new_instance_id(), None, now, True, marker, None, None)
+    return HistoryInstance(attr, dataset_id, new_instance_id(), None, now, True, marker, None)
 
 
 def patch_record(attr: str, old: Instance, new: Instance, now: str, *,
@@ -191,7 +181,7 @@ def patch_record(attr: str, old: Instance, new: Instance, now: str, *,
                           created_at=created_at))
 
 
-def _record(attr: str, new: Instance, now: str, *, created: bool) -> Record:
+def _record(attr: str, new: Instance, now: str, *, created: bool) -> HistoryInstance:
     if "instanceId" in new:  # the id of a record is its own, never one the input carried
         new = {k: v for k, v in new.items() if k != "instanceId"}
     created_at = None
@@ -202,13 +192,14 @@ def _record(attr: str, new: Instance, now: str, *, created: bool) -> Record:
 
 
 def _build(attr: str, instance: Instance, instance_id: str, now: str, *,
-           created_at: str | None) -> Record:
+           created_at: str | None) -> HistoryInstance:
     observed = instance.get("observedAt")
     modified = instance.get("modifiedAt")
     # Once per changed instance of every write: tuple.__new__ skips the named tuple's own
     # __new__ (a Python function with keyword handling), half the cost of a record.
-    return tuple.__new__(Record, (
-        attr, instance_id, observed if isinstance(observed, str) and observed != NULL_URI else None,
+    return tuple.__new__(HistoryInstance, (
+        attr, instance.get("datasetId"), instance_id,
+        observed if isinstance(observed, str) and observed != NULL_URI else None,
         modified if isinstance(modified, str) else now, False, instance, numeric_value(instance),
         created_at))
 

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from sinergia.ngsild.aggregation import bucket_step, from_buckets
-from sinergia.ngsild.history import HistoryInstance, Record, history_records
+from sinergia.ngsild.history import HistoryInstance, history_records
 from sinergia.ngsild.model import Instance, value_of
 from sinergia.ngsild.temporal import iso_to_ms, ms_to_iso
 from sinergia.storage import history_sql
@@ -45,9 +45,10 @@ def record_changes(conn: sqlite3.Connection, tenant: str, attr_ids: AttrIds,
 
 
 def add_many(conn: sqlite3.Connection, tenant: str, attr_ids: AttrIds,
-             changes: Sequence[tuple[str, Sequence[str], Sequence[Record]]]) -> None:
+             changes: Sequence[tuple[str, Sequence[str], Sequence[HistoryInstance]]]) -> None:
     """Record the instances of many entities ``(id, types, instances)`` with a few statements
-    per call, not per entity: a batch of a thousand entities is one call."""
+    per call, not per entity: a batch of a thousand entities is one call. The instances are
+    bare records (``ngsild.history.history_records``): their ids go to a column."""
     if not changes:
         return
     heids, fresh = _entity_rows(conn, tenant,
