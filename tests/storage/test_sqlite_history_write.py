@@ -13,9 +13,10 @@ import pytest
 
 from sinergia.ngsild.history import history_records, with_id
 from sinergia.ngsild.model import Entity
+from sinergia.ngsild.temporal import iso_to_ms
 from sinergia.storage.base import Edit, HistoryQuery
 from sinergia.storage.sqlite import SQLiteStore
-from sinergia.storage.sqlite_history import _instance
+from sinergia.storage.sqlite_history import _instance, _stamp_tails, _stored_text
 from sinergia.storage.sqlite_schema import MIGRATIONS, migrate
 
 pytestmark = pytest.mark.anyio
@@ -30,16 +31,25 @@ def entity(entity_id: str, **values: Any) -> Entity:
         for name, value in values.items()}}
 
 
-def test_a_stored_record_reads_back_as_recorded_without_storing_its_id_twice() -> None:
+def test_a_stored_record_reads_back_as_recorded_without_storing_its_id_or_times_twice(
+        ) -> None:
     before = entity("urn:e:1", a=1, b="x")
-    after = entity("urn:e:1", a=2, c=[1, 2])
+    after = entity("urn:e:1", a=2, c=[1, 2], d=3)
+    after["attrs"][EX + "d"][0]["createdAt"] = "2025-01-01T00:00:00.000Z"  # created earlier
+    after["attrs"][EX + "c"][0]["modifiedAt"] = "2026-01-01T00:00:00Z"  # not the stored form
     records = history_records(before, after, now=NOW)
-    assert {r.deleted for r in records} == {True, False}  # b is gone: a deletion marker
+    stamps_seen = set()
     for record in records:
-        text = orjson.dumps(record.instance).decode()
+        modified_ms = iso_to_ms(record.modified_at)
+        whole = orjson.dumps(record.instance).decode()
+        text, stamps = _stored_text(whole, _stamp_tails(record.modified_at, modified_ms))
+        stamps_seen.add(stamps)
         assert record.instance_id not in text
-        read = _instance(record.instance_id, 0, int(record.deleted), text)
+        assert text.count('Z"') == whole.count('Z"') - stamps  # each left-out time
+        read = _instance(record.instance_id, modified_ms, int(record.deleted), text, stamps)
         assert list(read.items()) == list(with_id(record).instance.items())
+    # a (both times now), d (modifiedAt only), c (a time not in the stored form), b (deleted)
+    assert stamps_seen == {0, 1, 2}
 
 
 def test_an_instance_id_in_the_input_is_not_the_records() -> None:

@@ -58,6 +58,7 @@ def add_many(conn: sqlite3.Connection, tenant: str, attr_ids: AttrIds,
     (next_sid,) = conn.execute("SELECT coalesce(max(sid), 0) + 1 FROM history_series").fetchone()
     new_series: list[tuple[int, int, str]] = []
     to_ms = lru_cache(maxsize=256)(iso_to_ms)  # most instances of a call share their times
+    tails = lru_cache(maxsize=256)(_stamp_tails)
     dumps = orjson.dumps
     rows = []
     for entity_id, _, instances in changes:
@@ -69,16 +70,40 @@ def add_many(conn: sqlite3.Connection, tenant: str, attr_ids: AttrIds,
                 new_series.append((sid, heid, item.attr))
                 next_sid += 1
             modified_ms = to_ms(item.modified_at)
+            text, stamps = _stored_text(dumps(item.instance).decode(),
+                                        tails(item.modified_at, modified_ms))
             rows.append((sid, to_ms(item.observed_at) if item.observed_at else modified_ms,
                          modified_ms, item.instance_id, int(item.deleted),
-                         int(item.created_at is not None), item.numeric,
-                         dumps(item.instance).decode()))
+                         int(item.created_at is not None), item.numeric, text, stamps))
     if new_series:
         aids = attr_ids.of(conn, (attr for _, _, attr in new_series))
         conn.executemany("INSERT INTO history_series (sid, heid, aid) VALUES (?, ?, ?)",
                          [(sid, heid, aids[attr]) for sid, heid, attr in new_series])
     conn.executemany("INSERT INTO history (sid, t_ms, modified_ms, instance_id, deleted, created,"
-                     " num, instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                     " num, instance, stamps) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _stamp_tails(modified_at: str, modified_ms: int) -> tuple[str, str] | None:
+    """The endings of an instance's text that :func:`_stored_text` leaves out: createdAt and
+    modifiedAt both ``modified_at``, or modifiedAt alone; None when ``modified_at`` is not
+    what the ``modified_ms`` column gives back (not in the stored form of times)."""
+    if ms_to_iso(modified_ms) != modified_at:
+        return None
+    return (f',"createdAt":"{modified_at}","modifiedAt":"{modified_at}"}}',
+            f',"modifiedAt":"{modified_at}"}}')
+
+
+def _stored_text(text: str, tails: tuple[str, str] | None) -> tuple[str, int]:
+    """The stored text of an instance and its ``stamps``: how many of its last members
+    (createdAt, modifiedAt) it leaves to the ``modified_ms`` column, which holds their time.
+    They are half the text of most instances, and history is the bulk of a write."""
+    if tails is not None:
+        both, modified = tails
+        if text.endswith(both):
+            return text[:-len(both)] + "}", 2
+        if text.endswith(modified):
+            return text[:-len(modified)] + "}", 1
+    return text, 0
 
 
 def _chunks(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
@@ -174,7 +199,7 @@ def replace_instance(conn: sqlite3.Connection, tenant: str, entity_id: str, attr
     modified_ms = iso_to_ms(item.modified_at)
     t_ms = iso_to_ms(item.observed_at) if item.observed_at else modified_ms
     cursor = conn.execute(
-        "UPDATE history SET t_ms = ?, modified_ms = ?, num = ?, instance = ? "
+        "UPDATE history SET t_ms = ?, modified_ms = ?, num = ?, instance = ?, stamps = 0 "
         "WHERE instance_id = ? AND sid = (SELECT s.sid FROM history_series s "
         "JOIN history_entities e ON e.heid = s.heid JOIN attr_names n ON n.aid = s.aid "
         "WHERE e.tenant = ? AND e.id = ? AND n.iri = ?)",
@@ -255,7 +280,8 @@ def _entity_attrs(conn: sqlite3.Connection, heid: int,
             if series.times_ms:
                 out_series[attr] = series
             continue
-        rows = conn.execute(f"SELECT instance_id, modified_ms, deleted, instance "  # noqa: S608
+        rows = conn.execute(f"SELECT instance_id, modified_ms, deleted, instance, "  # noqa: S608
+                            f"stamps "
                             f"FROM history WHERE {where}{tail}", args).fetchall()
         if newest_first:
             rows.reverse()
@@ -309,8 +335,14 @@ def _aggregated(conn: sqlite3.Connection, column: str, where: str, args: tuple[A
     return Aggregated(from_buckets(buckets, methods, period, origin, q.end_ms))
 
 
-def _instance(instance_id: str, modified_ms: int, deleted: int, doc: str) -> Instance:
+def _instance(instance_id: str, modified_ms: int, deleted: int, doc: str,
+              stamps: int = 0) -> Instance:
     instance: Instance = orjson.loads(doc)
+    if stamps:  # put back what _stored_text left to the column, where it was
+        time = ms_to_iso(modified_ms)
+        if stamps == 2:
+            instance["createdAt"] = time
+        instance["modifiedAt"] = time
     instance.setdefault("instanceId", instance_id)
     if deleted:
         instance.setdefault("deletedAt", ms_to_iso(modified_ms))

@@ -13,7 +13,8 @@ attribute by its id in ``attr_names``) and
 ``history`` (one row per attribute instance, keyed by series and time; ``t_ms`` is
 ``observedAt`` when given, else the time of the change, and ``num`` the value when it is a
 number, so aggregations need not parse JSON; the ``history_by_series`` index carries ``num`` so
-they need not read the rows either).
+they need not read the rows either). The instance text holds neither its ``instanceId`` nor, when
+``modified_ms`` gives them back, its last ``createdAt``/``modifiedAt`` (``stamps``).
 
 ``record_generations`` counts the changes of the record kinds that processes cache (the
 subscriptions), so that a process sharing the file notices in its write transaction that its
@@ -194,6 +195,11 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # purge builds it (sqlite_history.purge).
     """
     DROP INDEX IF EXISTS history_by_modified
+    """,
+    # 8: the stored text of a history instance leaves out its last createdAt/modifiedAt when
+    # modified_ms holds their time; ``stamps`` says how many (see sqlite_history._stored_text)
+    """
+    ALTER TABLE history ADD COLUMN stamps INTEGER NOT NULL DEFAULT 0
     """,
 )
 
