@@ -89,7 +89,7 @@ async def _run(db: Path, batch_count: int, singles: int, profile: str | None,
             profiler.enable()
         for body in bodies:
             status, text = await http.request("POST", UPSERT, body)
-            assert status in (201, 204), text[:300]
+            assert status in (201, 204), (status, text[:300])
         if profiler:
             profiler.disable()
         out["batch_us_per_entity"] = (time.process_time() - started) / (

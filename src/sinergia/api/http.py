@@ -159,28 +159,39 @@ def parse_json(raw: bytes) -> Any:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
-    if _nests_deeper_than(body, MAX_JSON_DEPTH):
+    if _nests_deeper_than(raw, MAX_JSON_DEPTH):
         raise InvalidRequest(f"The request body nests arrays and objects deeper than "
                              f"{MAX_JSON_DEPTH} levels")
     return body
 
 
-def _nests_deeper_than(value: Any, limit: int) -> bool:
-    """True when ``value`` has more than ``limit`` levels of arrays/objects (level by level,
-    without recursion, so a hostile body cannot exhaust the stack)."""
-    level = [value] if isinstance(value, dict | list) else []
-    depth = 0
-    while level:
-        depth += 1
-        if depth > limit:
-            return True
-        deeper = []
-        for item in level:
-            for child in item.values() if isinstance(item, dict) else item:
-                if isinstance(child, dict | list):
-                    deeper.append(child)
-        level = deeper
-    return False
+# Every byte but the structural ones the depth check needs, deleted by one bytes.translate.
+_NOT_STRUCTURAL: Final = bytes(b for b in range(256) if b not in b'"[]{}')
+_AS_PARENS: Final = bytes.maketrans(b"[]{}", b"()()")
+
+
+def _nests_deeper_than(raw: bytes, limit: int) -> bool:
+    """True when the JSON text ``raw`` (already known to be valid) has more than ``limit``
+    levels of arrays/objects. Computed on the text with bytes methods, which run in C: a
+    walk of the parsed value in Python cost half as much as parsing the body. The text is
+    cut to its brackets (strings removed, as they may hold brackets), then innermost pairs
+    are removed level by level: the levels it takes to empty it are the depth."""
+    if b"\\" in raw:  # (a byte search: far cheaper than the replaces, which most bodies skip)
+        # Escaped backslashes first (paired from the left, as JSON reads them), then escaped
+        # quotes: what is left of the quotes opens and closes strings.
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    text = raw.translate(None, _NOT_STRUCTURAL)
+    # A string is now '"' + its brackets + '"': the empty ones go at C speed. Removing '""'
+    # that closes one string and opens the next merges two strings into one, as good.
+    text = text.replace(b'""', b"")
+    if b'"' in text:  # strings holding brackets: keep what lies between them
+        text = b"".join(text.split(b'"')[::2])
+    brackets = text.translate(_AS_PARENS)
+    for _ in range(limit):
+        if not brackets:
+            return False
+        brackets = brackets.replace(b"()", b"")
+    return bool(brackets)
 
 
 async def json_body(request: Request, resolver: ContextResolver, max_bytes: int

@@ -1,6 +1,8 @@
 """What a change adds to the temporal history: one record per attribute instance that was
-created, changed or deleted. Storage backends call :func:`history_instances` inside the write
-transaction of every change, with the entity before and after it, so it is cheap: unchanged
+created, changed or deleted. Storage backends call :func:`history_instances` (or
+:func:`history_records`, the same records with the ``instanceId`` beside the instance rather than
+in it) inside the write transaction of every change, with the entity before and after it, so it
+is cheap: unchanged
 instances are skipped by :func:`sinergia.ngsild.updates.changed_instances`, which compares by
 identity first, and nothing is deep-copied.
 
@@ -83,19 +85,45 @@ def new_instance_id() -> str:
     return INSTANCE_ID_PREFIX + str(_new_uuid())
 
 
-def history_instances(before: Entity | None, after: Entity | None, *,
-                      now: str) -> list[HistoryInstance]:
+def history_records(before: Entity | None, after: Entity | None, *,
+                    now: str) -> list[HistoryInstance]:
     """The records a change from ``before`` to ``after`` adds to history (None = the entity
     does not exist on that side): new and changed instances (a change of a sub-attribute is a
-    change of its attribute), and a deletion marker for each instance gone."""
+    change of its attribute), and a deletion marker for each instance gone. *Bare* records:
+    their ``instance`` does not hold the ``instanceId`` (what a backend that keeps the id in a
+    column of its own stores), and is the entity's instance itself (shared, not copied) when
+    that holds none, so a batch of thousands of instances costs no copy."""
     records: list[HistoryInstance] = []
     append = records.append
     for attr, old, new in changed_instances(before, after):
         if new is not None:
             append(_record(attr, new, now, created=old is None))
         elif old is not None:
-            append(deletion_record(attr, old, now))
+            append(_deletion(attr, old, now))
     return records
+
+
+def history_instances(before: Entity | None, after: Entity | None, *,
+                      now: str) -> list[HistoryInstance]:
+    """:func:`history_records` as :class:`HistoryInstance`."""
+    return [with_id(record) for record in history_records(before, after, now=now)]
+
+
+def with_id(record: HistoryInstance) -> HistoryInstance:
+    """A bare record (see :func:`history_records`) with its id in its instance (a copy, which
+    ends with the id)."""
+    instance = dict(record.instance)
+    instance["instanceId"] = record.instance_id
+    attr, dataset_id, instance_id, observed_at, modified_at, deleted, _, numeric, created_at = (
+        record)
+    return HistoryInstance(attr, dataset_id, instance_id, observed_at, modified_at, deleted,
+                           instance, numeric, created_at)
+
+
+def without_id(record: HistoryInstance) -> HistoryInstance:
+    """The bare record of ``record`` (its instance without the id)."""
+    return record._replace(instance={k: v for k, v in record.instance.items()
+                                     if k != "instanceId"})
 
 
 def temporal_records(attrs: Mapping[str, list[Instance]], now: str) -> list[HistoryInstance]:
@@ -107,26 +135,26 @@ def temporal_records(attrs: Mapping[str, list[Instance]], now: str) -> list[Hist
             stamped = {k: v for k, v in instance.items() if k not in _SYSTEM}
             stamped["createdAt"] = now
             stamped["modifiedAt"] = now
-            records.append(_record(attr, stamped, now, created=True))
+            records.append(with_id(_record(attr, stamped, now, created=True)))
     return records
 
 
 def deletion_record(attr: str, old: Instance, now: str) -> HistoryInstance:
     """The marker recording that instance ``old`` of ``attr`` was deleted at ``now``."""
+    return with_id(_deletion(attr, old, now))
+
+
+def _deletion(attr: str, old: Instance, now: str) -> HistoryInstance:
     kind = old.get("type", PROPERTY)
     if kind not in VALUE_MEMBER:
         kind = PROPERTY
-    instance_id = new_instance_id()
     marker: Instance = {"type": kind, VALUE_MEMBER[kind]: _null_value(kind)}
     dataset_id = old.get("datasetId")
     if dataset_id is not None:
         marker["datasetId"] = dataset_id
     marker["modifiedAt"] = now
     marker["deletedAt"] = now
-    marker["instanceId"] = instance_id
-    return HistoryInstance(attr=attr, dataset_id=dataset_id, instance_id=instance_id,
-                           observed_at=None, modified_at=now, deleted=True, instance=marker,
-                           numeric=None)
+    return HistoryInstance(attr, dataset_id, new_instance_id(), None, now, True, marker, None)
 
 
 def patch_record(attr: str, old: Instance, new: Instance, now: str, *,
@@ -149,32 +177,31 @@ def patch_record(attr: str, old: Instance, new: Instance, now: str, *,
     if "createdAt" in old:
         instance["createdAt"] = old["createdAt"]
     instance["modifiedAt"] = now
-    instance_id = old.get("instanceId") or new_instance_id()
-    instance["instanceId"] = instance_id
-    return _build(attr, instance, instance_id, now, created_at=created_at)
+    return with_id(_build(attr, instance, old.get("instanceId") or new_instance_id(), now,
+                          created_at=created_at))
 
 
 def _record(attr: str, new: Instance, now: str, *, created: bool) -> HistoryInstance:
-    instance_id = INSTANCE_ID_PREFIX + str(_new_uuid())
-    instance = dict(new)
-    instance["instanceId"] = instance_id
+    if "instanceId" in new:  # the id of a record is its own, never one the input carried
+        new = {k: v for k, v in new.items() if k != "instanceId"}
     created_at = None
     if created:
         stamp = new.get("createdAt")
         created_at = stamp if isinstance(stamp, str) else now
-    return _build(attr, instance, instance_id, now, created_at=created_at)
+    return _build(attr, new, INSTANCE_ID_PREFIX + str(_new_uuid()), now, created_at=created_at)
 
 
 def _build(attr: str, instance: Instance, instance_id: str, now: str, *,
            created_at: str | None) -> HistoryInstance:
     observed = instance.get("observedAt")
     modified = instance.get("modifiedAt")
-    # Positional: once per changed instance of every write, keywords cost a third more.
-    return HistoryInstance(
+    # Once per changed instance of every write: tuple.__new__ skips the named tuple's own
+    # __new__ (a Python function with keyword handling), half the cost of a record.
+    return tuple.__new__(HistoryInstance, (
         attr, instance.get("datasetId"), instance_id,
         observed if isinstance(observed, str) and observed != NULL_URI else None,
-        modified if isinstance(modified, str) else now,
-        False, instance, numeric_value(instance), created_at)
+        modified if isinstance(modified, str) else now, False, instance, numeric_value(instance),
+        created_at))
 
 
 def numeric_value(instance: Instance) -> float | None:

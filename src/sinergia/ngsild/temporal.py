@@ -125,15 +125,21 @@ def _day(days: int) -> str:
     return date.fromordinal(_EPOCH_ORDINAL + days).isoformat()
 
 
+# The pieces of a time of day, written once: joining them is a third of formatting numbers.
+_MINUTES: Final = tuple(f"T{h:02d}:{m:02d}:" for h in range(24) for m in range(60))
+_SECONDS: Final = tuple(f"{s:02d}." for s in range(60))
+_MILLIS: Final = tuple(f"{m:03d}Z" for m in range(1000))
+
+
 def ms_to_iso(ms: int) -> str:
     """Milliseconds since the epoch → ``YYYY-MM-DDTHH:MM:SS.mmmZ``, clamped to years
-    0001…9999. Arithmetic rather than datetime formatting: aggregation writes two per bucket."""
+    0001…9999. Arithmetic rather than datetime formatting: aggregation writes two per bucket,
+    and history reads one per instance."""
     ms = min(max(ms, _MIN_MS), _MAX_MS)
     days, rest = divmod(ms, 86_400_000)
-    hours, rest = divmod(rest, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
+    minute, rest = divmod(rest, 60_000)
     seconds, millis = divmod(rest, 1000)
-    return f"{_day(days)}T{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}Z"
+    return _day(days) + _MINUTES[minute] + _SECONDS[seconds] + _MILLIS[millis]
 
 
 def parse_time(value: Any, what: str) -> str:

@@ -23,7 +23,7 @@ import orjson
 
 from sinergia.ngsild.errors import InternalError, NgsiLdError
 from sinergia.ngsild.geo import geometry_bbox
-from sinergia.ngsild.history import HistoryInstance
+from sinergia.ngsild.history import HistoryInstance, without_id
 from sinergia.ngsild.model import GEOPROPERTY, Entity, now_iso
 from sinergia.ngsild.query import EntityQuery, QueryResult
 from sinergia.storage import sqlite_filters, sqlite_geo, sqlite_history, sqlite_values
@@ -259,7 +259,7 @@ class SQLiteStore:
         if ok:
             if self._history:
                 sqlite_history.record_changes(
-                    conn, tenant, [r for r, e in zip(results, edits, strict=True)
+                    conn, tenant, self._attr_ids, [r for r, e in zip(results, edits, strict=True)
                                    if e.history and r.error is None], now_iso())
             listener = self._listener
             messages = listener(tenant, ok) if listener is not None else ()
@@ -348,7 +348,8 @@ class SQLiteStore:
                           instances: Sequence[HistoryInstance]) -> None:
         def job(conn: sqlite3.Connection) -> None:
             _ensure_tenant(conn, tenant)
-            sqlite_history.add_instances(conn, tenant, entity_id, types, instances)
+            sqlite_history.add_many(conn, tenant, self._attr_ids,
+                                    [(entity_id, types, [without_id(i) for i in instances])])
 
         await self._writer.submit(job)
 

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from sinergia.ngsild.aggregation import bucket_step, from_buckets
-from sinergia.ngsild.history import HistoryInstance, history_instances
+from sinergia.ngsild.history import HistoryInstance, history_records
 from sinergia.ngsild.model import Instance, value_of
 from sinergia.ngsild.temporal import iso_to_ms, ms_to_iso
 from sinergia.storage import history_sql
@@ -24,34 +24,31 @@ from sinergia.storage.base import (
     TemporalEntity,
 )
 from sinergia.storage.sqlite_queries import history_entities_sql
+from sinergia.storage.sqlite_values import AttrIds
 
 # -- writing (inside the writer's transaction) -------------------------------------------------
 
 
-def record_changes(conn: sqlite3.Connection, tenant: str, results: Iterable[EditResult],
-                   now: str) -> None:
+def record_changes(conn: sqlite3.Connection, tenant: str, attr_ids: AttrIds,
+                   results: Iterable[EditResult], now: str) -> None:
     """Append to history every instance the successful edits added, changed or deleted."""
     changes = []
     for result in results:
         if result.error is not None or result.after is result.before:
             continue
-        instances = history_instances(result.before, result.after, now=now)
+        instances = history_records(result.before, result.after, now=now)
         if instances:
             entity = result.after if result.after is not None else result.before
             assert entity is not None
             changes.append((result.entity_id, entity["type"], instances))
-    add_many(conn, tenant, changes)
+    add_many(conn, tenant, attr_ids, changes)
 
 
-def add_instances(conn: sqlite3.Connection, tenant: str, entity_id: str, types: Sequence[str],
-                  instances: Sequence[HistoryInstance]) -> None:
-    add_many(conn, tenant, [(entity_id, types, instances)])
-
-
-def add_many(conn: sqlite3.Connection, tenant: str,
+def add_many(conn: sqlite3.Connection, tenant: str, attr_ids: AttrIds,
              changes: Sequence[tuple[str, Sequence[str], Sequence[HistoryInstance]]]) -> None:
     """Record the instances of many entities ``(id, types, instances)`` with a few statements
-    per call, not per entity: a batch of a thousand entities is one call."""
+    per call, not per entity: a batch of a thousand entities is one call. The instances are
+    bare records (``ngsild.history.history_records``): their ids go to a column."""
     if not changes:
         return
     heids, fresh = _entity_rows(conn, tenant,
@@ -61,6 +58,7 @@ def add_many(conn: sqlite3.Connection, tenant: str,
     (next_sid,) = conn.execute("SELECT coalesce(max(sid), 0) + 1 FROM history_series").fetchone()
     new_series: list[tuple[int, int, str]] = []
     to_ms = lru_cache(maxsize=256)(iso_to_ms)  # most instances of a call share their times
+    tails = lru_cache(maxsize=256)(_stamp_tails)
     dumps = orjson.dumps
     rows = []
     for entity_id, _, instances in changes:
@@ -72,26 +70,40 @@ def add_many(conn: sqlite3.Connection, tenant: str,
                 new_series.append((sid, heid, item.attr))
                 next_sid += 1
             modified_ms = to_ms(item.modified_at)
+            text, stamps = _stored_text(dumps(item.instance).decode(),
+                                        tails(item.modified_at, modified_ms))
             rows.append((sid, to_ms(item.observed_at) if item.observed_at else modified_ms,
                          modified_ms, item.instance_id, int(item.deleted),
-                         int(item.created_at is not None), item.numeric,
-                         _instance_text(dumps(item.instance), item.instance_id)))
+                         int(item.created_at is not None), item.numeric, text, stamps))
     if new_series:
-        conn.executemany("INSERT INTO history_series (sid, heid, attr) VALUES (?, ?, ?)",
-                         new_series)
+        aids = attr_ids.of(conn, (attr for _, _, attr in new_series))
+        conn.executemany("INSERT INTO history_series (sid, heid, aid) VALUES (?, ?, ?)",
+                         [(sid, heid, aids[attr]) for sid, heid, attr in new_series])
     conn.executemany("INSERT INTO history (sid, t_ms, modified_ms, instance_id, deleted, created,"
-                     " num, instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                     " num, instance, stamps) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
 
-def _instance_text(text: bytes, instance_id: str) -> str:
-    """The stored text of a recorded instance: without its ``instanceId`` when that is the last
-    member (as :mod:`sinergia.ngsild.history` builds records), since the ``instance_id``
-    column holds it and :func:`_instance` puts it back in the same place. It is a third of the
-    text, and history is most of what a write adds to the database file."""
-    tail = f',"instanceId":"{instance_id}"}}'.encode()
-    if text.endswith(tail):
-        return text[:-len(tail)].decode() + "}"
-    return text.decode()
+def _stamp_tails(modified_at: str, modified_ms: int) -> tuple[str, str] | None:
+    """The endings of an instance's text that :func:`_stored_text` leaves out: createdAt and
+    modifiedAt both ``modified_at``, or modifiedAt alone; None when ``modified_at`` is not
+    what the ``modified_ms`` column gives back (not in the stored form of times)."""
+    if ms_to_iso(modified_ms) != modified_at:
+        return None
+    return (f',"createdAt":"{modified_at}","modifiedAt":"{modified_at}"}}',
+            f',"modifiedAt":"{modified_at}"}}')
+
+
+def _stored_text(text: str, tails: tuple[str, str] | None) -> tuple[str, int]:
+    """The stored text of an instance and its ``stamps``: how many of its last members
+    (createdAt, modifiedAt) it leaves to the ``modified_ms`` column, which holds their time.
+    They are half the text of most instances, and history is the bulk of a write."""
+    if tails is not None:
+        both, modified = tails
+        if text.endswith(both):
+            return text[:-len(both)] + "}", 2
+        if text.endswith(modified):
+            return text[:-len(modified)] + "}", 1
+    return text, 0
 
 
 def _chunks(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
@@ -145,7 +157,8 @@ def _known_series(conn: sqlite3.Connection, heids: list[int]) -> dict[tuple[int,
     for chunk in _chunks(heids):
         marks = ",".join("?" * len(chunk))
         for sid, heid, attr in conn.execute(
-                f"SELECT sid, heid, attr FROM history_series WHERE heid IN ({marks})",  # noqa: S608
+                f"SELECT s.sid, s.heid, n.iri FROM history_series s JOIN attr_names n "  # noqa: S608
+                f"ON n.aid = s.aid WHERE s.heid IN ({marks})",
                 chunk):
             sids[heid, attr] = sid
     return sids
@@ -161,7 +174,7 @@ def delete_history(conn: sqlite3.Connection, tenant: str, entity_id: str, attr: 
     series = "SELECT sid FROM history_series WHERE heid = ?"
     params: list[Any] = [heid]
     if attr is not None:
-        series += " AND attr = ?"
+        series += " AND aid = (SELECT aid FROM attr_names WHERE iri = ?)"
         params.append(attr)
     sql = f"DELETE FROM history WHERE sid IN ({series})"  # noqa: S608
     if instance_id is not None:
@@ -175,7 +188,8 @@ def delete_history(conn: sqlite3.Connection, tenant: str, entity_id: str, attr: 
             gone += conn.execute("DELETE FROM history_entities WHERE heid = ?",
                                  (heid,)).rowcount
         else:
-            gone += conn.execute("DELETE FROM history_series WHERE heid = ? AND attr = ?",
+            gone += conn.execute("DELETE FROM history_series WHERE heid = ? AND aid = "
+                                 "(SELECT aid FROM attr_names WHERE iri = ?)",
                                  (heid, attr)).rowcount
     return gone
 
@@ -185,16 +199,19 @@ def replace_instance(conn: sqlite3.Connection, tenant: str, entity_id: str, attr
     modified_ms = iso_to_ms(item.modified_at)
     t_ms = iso_to_ms(item.observed_at) if item.observed_at else modified_ms
     cursor = conn.execute(
-        "UPDATE history SET t_ms = ?, modified_ms = ?, num = ?, instance = ? "
+        "UPDATE history SET t_ms = ?, modified_ms = ?, num = ?, instance = ?, stamps = 0 "
         "WHERE instance_id = ? AND sid = (SELECT s.sid FROM history_series s "
-        "JOIN history_entities e ON e.heid = s.heid WHERE e.tenant = ? AND e.id = ? "
-        "AND s.attr = ?)",
+        "JOIN history_entities e ON e.heid = s.heid JOIN attr_names n ON n.aid = s.aid "
+        "WHERE e.tenant = ? AND e.id = ? AND n.iri = ?)",
         (t_ms, modified_ms, item.numeric, orjson.dumps(item.instance).decode(),
          item.instance_id, tenant, entity_id, attr))
     return cursor.rowcount > 0
 
 
 def purge(conn: sqlite3.Connection, older_than_ms: int, limit: int) -> int:
+    # Built by the first purge (once, in this transaction), then kept up to date by writes:
+    # a database that keeps history for ever never pays for it (see the schema's migration 7).
+    conn.execute("CREATE INDEX IF NOT EXISTS history_by_modified ON history (modified_ms)")
     return conn.execute(
         "DELETE FROM history WHERE hid IN (SELECT hid FROM history WHERE modified_ms < ? "
         "LIMIT ?)", (older_than_ms, limit)).rowcount
@@ -226,10 +243,11 @@ _SQL_METHODS = frozenset({"totalCount", "distinctCount", "sum", "avg", "min", "m
 
 def _entity_attrs(conn: sqlite3.Connection, heid: int,
                   q: HistoryQuery) -> dict[str, list[Instance]] | dict[str, Series | Aggregated]:
-    series_sql = "SELECT sid, attr FROM history_series WHERE heid = ?"
+    series_sql = ("SELECT s.sid, n.iri FROM history_series s JOIN attr_names n "
+                  "ON n.aid = s.aid WHERE s.heid = ?")
     params: list[Any] = [heid]
     if q.attrs is not None:
-        series_sql += " AND attr IN (" + ",".join("?" * len(q.attrs)) + ")"
+        series_sql += " AND n.iri IN (" + ",".join("?" * len(q.attrs)) + ")"
         params.extend(q.attrs)
     column = _TIME_COLUMN[q.timeproperty]
     where = f"sid = ? AND {column} >= ? AND {column} < ?"
@@ -247,7 +265,8 @@ def _entity_attrs(conn: sqlite3.Connection, heid: int,
     in_db = history_sql.in_database(q, _SQL_METHODS)
     out_series: dict[str, Series | Aggregated] = {}
     out_instances: dict[str, list[Instance]] = {}
-    for sid, attr in conn.execute(series_sql, params).fetchall():
+    # By IRI, the order the series came in when they were keyed by it.
+    for sid, attr in conn.execute(series_sql + " ORDER BY n.iri", params).fetchall():
         args: tuple[Any, ...] = (sid, *bounds) if limit is None else (sid, *bounds, limit)
         if in_db:
             aggregated = _aggregated(conn, column, where, (sid, *bounds), q)
@@ -261,7 +280,8 @@ def _entity_attrs(conn: sqlite3.Connection, heid: int,
             if series.times_ms:
                 out_series[attr] = series
             continue
-        rows = conn.execute(f"SELECT instance_id, modified_ms, deleted, instance "  # noqa: S608
+        rows = conn.execute(f"SELECT instance_id, modified_ms, deleted, instance, "  # noqa: S608
+                            f"stamps "
                             f"FROM history WHERE {where}{tail}", args).fetchall()
         if newest_first:
             rows.reverse()
@@ -315,8 +335,14 @@ def _aggregated(conn: sqlite3.Connection, column: str, where: str, args: tuple[A
     return Aggregated(from_buckets(buckets, methods, period, origin, q.end_ms))
 
 
-def _instance(instance_id: str, modified_ms: int, deleted: int, doc: str) -> Instance:
+def _instance(instance_id: str, modified_ms: int, deleted: int, doc: str,
+              stamps: int = 0) -> Instance:
     instance: Instance = orjson.loads(doc)
+    if stamps:  # put back what _stored_text left to the column, where it was
+        time = ms_to_iso(modified_ms)
+        if stamps == 2:
+            instance["createdAt"] = time
+        instance["modifiedAt"] = time
     instance.setdefault("instanceId", instance_id)
     if deleted:
         instance.setdefault("deletedAt", ms_to_iso(modified_ms))

@@ -8,11 +8,13 @@ read in index order), an R*Tree over the bounding boxes of every GeoProperty ins
 Every table carries the tenant (directly or through its parent row) so tenants never mix.
 
 History is split in three so that the big table stays narrow: ``history_entities`` (one row per
-entity ever recorded, with its types), ``history_series`` (one row per entity attribute) and
+entity ever recorded, with its types), ``history_series`` (one row per entity attribute, the
+attribute by its id in ``attr_names``) and
 ``history`` (one row per attribute instance, keyed by series and time; ``t_ms`` is
 ``observedAt`` when given, else the time of the change, and ``num`` the value when it is a
 number, so aggregations need not parse JSON; the ``history_by_series`` index carries ``num`` so
-they need not read the rows either).
+they need not read the rows either). The instance text holds neither its ``instanceId`` nor, when
+``modified_ms`` gives them back, its last ``createdAt``/``modifiedAt`` (``stamps``).
 
 ``record_generations`` counts the changes of the record kinds that processes cache (the
 subscriptions), so that a process sharing the file notices in its write transaction that its
@@ -172,6 +174,32 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     """
     CREATE INDEX history_by_series ON history (sid, t_ms, hid, deleted, num);
     DROP INDEX history_by_series_time
+    """,
+    # 6: a series names its attribute by its id in attr_names, not by the IRI: the table and
+    # its (heid, attribute) index were as big as the history rows they name
+    """
+    INSERT OR IGNORE INTO attr_names (iri) SELECT DISTINCT attr FROM history_series;
+    CREATE TABLE history_series_by_aid (
+        sid   INTEGER PRIMARY KEY,
+        heid  INTEGER NOT NULL,
+        aid   INTEGER NOT NULL,
+        UNIQUE (heid, aid)
+    );
+    INSERT INTO history_series_by_aid (sid, heid, aid)
+        SELECT s.sid, s.heid, n.aid FROM history_series s JOIN attr_names n ON n.iri = s.attr;
+    DROP TABLE history_series;
+    ALTER TABLE history_series_by_aid RENAME TO history_series
+    """,
+    # 7: no index of history by modification time unless history is purged (a retention is
+    # set, off by default): only the purge reads it, and every write paid for it. The first
+    # purge builds it (sqlite_history.purge).
+    """
+    DROP INDEX IF EXISTS history_by_modified
+    """,
+    # 8: the stored text of a history instance leaves out its last createdAt/modifiedAt when
+    # modified_ms holds their time; ``stamps`` says how many (see sqlite_history._stored_text)
+    """
+    ALTER TABLE history ADD COLUMN stamps INTEGER NOT NULL DEFAULT 0
     """,
 )
 

@@ -48,15 +48,19 @@ def scalar_row(value: Any) -> Row | None:
 
 def value_rows(entity: Entity | None, skip: dict[str, Any] | None = None) -> dict[str, Row]:
     """Attribute IRI → row, for the simple attributes of ``entity`` (see the module doc),
-    leaving out those whose instance list is (by identity) the one in ``skip``."""
+    leaving out those whose instance list, or whose one instance, is (by identity) the one in
+    ``skip``."""
     rows: dict[str, Row] = {}
     if entity is None:
         return rows
     for iri, instances in entity.get("attrs", {}).items():
-        if skip is not None and skip.get(iri) is instances:
-            continue
         if len(instances) != 1:
             continue
+        if skip is not None:
+            other = skip.get(iri)
+            # Replacing rules keep an unchanged instance (the object) in a new list.
+            if other is instances or (other and len(other) == 1 and other[0] is instances[0]):
+                continue
         kind = instances[0].get("type")
         member = _VALUE_MEMBER.get(kind) if isinstance(kind, str) else None
         if member is None:
