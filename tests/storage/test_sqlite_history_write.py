@@ -127,19 +127,39 @@ async def test_history_recorded_before_series_were_keyed_by_attribute_id_upgrade
                                                                           "urn:i:2:2"]
 
 
-async def test_the_index_by_modification_time_is_built_by_the_first_purge(tmp_path: Path) -> None:
+async def test_the_purge_deletes_only_rows_older_than_the_cutoff_without_an_index(
+        tmp_path: Path) -> None:
     store = SQLiteStore(f"sqlite:///{tmp_path / 'h.db'}", synchronous="normal")
     await store.open()
     try:
-        await store.apply("", [Edit("urn:e:1", lambda _: entity("urn:e:1", a=1, b=2))])
-        indexes_before = _history_indexes(tmp_path / "h.db")
-        assert await store.purge_history(older_than_ms=2**62) == 2
-        await store.apply("", [Edit("urn:e:1", lambda _: entity("urn:e:1", a=3))])
-        assert await store.purge_history(older_than_ms=0) == 0
+        for value in range(4):  # a history row each
+            await store.apply("", [Edit("urn:e:1", lambda _, v=value: entity("urn:e:1", a=v))])
+        hids = [hid for hid, _ in _modified_times(tmp_path / "h.db")]
+        assert len(hids) == 4
+        # Recorded at seconds 1, 2, 3, 4 -- but the first row was replaced at second 10: it
+        # stands at the head of the table with a new time.
+        conn = sqlite3.connect(tmp_path / "h.db")
+        with conn:
+            conn.executemany("UPDATE history SET modified_ms = ? WHERE hid = ?",
+                             [(10_000 if i == 0 else (i + 1) * 1_000, hid)
+                              for i, hid in enumerate(hids)])
+        conn.close()
+        assert await store.purge_history(older_than_ms=1_000) == 0
+        assert await store.purge_history(older_than_ms=3_500) == 2  # seconds 2 and 3
+        assert [hid for hid, _ in _modified_times(tmp_path / "h.db")] == [hids[0], hids[3]]
+        assert await store.purge_history(older_than_ms=2**62, limit=1) == 1
+        assert await store.purge_history(older_than_ms=2**62) == 1
     finally:
         await store.close()
-    assert "history_by_modified" not in indexes_before
-    assert "history_by_modified" in _history_indexes(tmp_path / "h.db")
+    assert "history_by_modified" not in _history_indexes(tmp_path / "h.db")
+
+
+def _modified_times(path: Path) -> list[tuple[int, int]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT hid, modified_ms FROM history ORDER BY hid").fetchall()
+    finally:
+        conn.close()
 
 
 def _history_indexes(path: Path) -> set[str]:

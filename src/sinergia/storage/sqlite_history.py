@@ -209,12 +209,17 @@ def replace_instance(conn: sqlite3.Connection, tenant: str, entity_id: str, attr
 
 
 def purge(conn: sqlite3.Connection, older_than_ms: int, limit: int) -> int:
-    # Built by the first purge (once, in this transaction), then kept up to date by writes:
-    # a database that keeps history for ever never pays for it (see the schema's migration 7).
-    conn.execute("CREATE INDEX IF NOT EXISTS history_by_modified ON history (modified_ms)")
+    """Delete up to ``limit`` history rows recorded before ``older_than_ms``.
+
+    Rows get ever larger ids as they are recorded (a new id is the largest plus one), so the
+    oldest rows are the first by id: the purge reads them by the table's own key, and no index
+    by modification time is kept up at every write for it (migration 7 dropped it). A row whose
+    time is out of that order (an instance replaced later, a clock stepped back) is only kept
+    longer, never deleted early; up to three slices of such rows at the head are looked past."""
     return conn.execute(
-        "DELETE FROM history WHERE hid IN (SELECT hid FROM history WHERE modified_ms < ? "
-        "LIMIT ?)", (older_than_ms, limit)).rowcount
+        "DELETE FROM history WHERE hid IN (SELECT hid FROM (SELECT hid, modified_ms FROM history "
+        "ORDER BY hid LIMIT ?) WHERE modified_ms < ? LIMIT ?)",
+        (4 * limit, older_than_ms, limit)).rowcount
 
 
 # -- reading (on a reader thread) ----------------------------------------------------------------

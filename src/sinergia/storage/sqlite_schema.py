@@ -190,9 +190,8 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     DROP TABLE history_series;
     ALTER TABLE history_series_by_aid RENAME TO history_series
     """,
-    # 7: no index of history by modification time unless history is purged (a retention is
-    # set, off by default): only the purge reads it, and every write paid for it. The first
-    # purge builds it (sqlite_history.purge).
+    # 7: no index of history by modification time: only the retention purge read it, and every
+    # write paid for it; the purge walks the oldest rows by id instead (sqlite_history.purge).
     """
     DROP INDEX IF EXISTS history_by_modified
     """,
