@@ -28,6 +28,7 @@ from sinergia.ngsild.model import GEOPROPERTY, Entity, now_iso
 from sinergia.ngsild.query import EntityQuery, QueryResult
 from sinergia.storage import sqlite_filters, sqlite_geo, sqlite_history, sqlite_values
 from sinergia.storage.base import (
+    PARKED,
     AttributeInfo,
     ChangeListener,
     DeliveryNote,
@@ -304,7 +305,8 @@ class SQLiteStore:
     async def settle_outbox(self, done: Sequence[int],
                             retry: Sequence[tuple[int, float]] = (),
                             defer: Sequence[tuple[int, float]] = (),
-                            notes: Sequence[DeliveryNote] = ()) -> None:
+                            notes: Sequence[DeliveryNote] = (),
+                            release: Sequence[tuple[str, str]] = ()) -> None:
         def job(conn: sqlite3.Connection) -> None:
             conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in done])
             conn.executemany("UPDATE outbox SET due = ?, attempts = attempts + 1 WHERE id = ?",
@@ -328,8 +330,39 @@ class SQLiteStore:
                 "coalesce(excluded.last_failure, '')), '')",
                 [(n.tenant, n.subscription_id, n.sent, n.failed, n.last_notification,
                   n.last_success, n.last_failure) for n in notes])
+            if release:
+                now = time.time()
+                conn.executemany("UPDATE outbox SET due = ? WHERE due >= 1e12 AND tenant = ? "
+                                 "AND subscription_id = ?",
+                                 [(now, tenant, sub) for tenant, sub in release])
 
         await self._writer.submit(job)
+
+    async def claim_parked(self, tenant: str, subscription_id: str, limit: int,
+                           lease_seconds: float) -> list[OutboxItem]:
+        def job(conn: sqlite3.Connection) -> list[OutboxItem]:
+            rows = conn.execute(
+                "SELECT id, tenant, subscription_id, payload, attempts FROM outbox "
+                "WHERE due >= 1e12 AND tenant = ? AND subscription_id = ? ORDER BY id LIMIT ?",
+                (tenant, subscription_id, limit)).fetchall()
+            leased = time.time() + lease_seconds
+            conn.executemany("UPDATE outbox SET due = ? WHERE id = ?",
+                             [(leased, row[0]) for row in rows])
+            return [OutboxItem(i, t, s, orjson.loads(p), a) for i, t, s, p, a in rows]
+
+        items: list[OutboxItem] = await self._writer.submit(job)
+        return items
+
+    async def sweep_parked(self, now: float) -> tuple[int, list[tuple[str, str]]]:
+        def job(conn: sqlite3.Connection) -> tuple[int, list[tuple[str, str]]]:
+            dropped = conn.execute("DELETE FROM outbox WHERE due >= ? AND due <= ?",
+                                   (PARKED, PARKED + now)).rowcount
+            rest = conn.execute("SELECT DISTINCT tenant, subscription_id FROM outbox "
+                                "WHERE due >= 1e12").fetchall()
+            return dropped, [(t, s) for t, s in rest]
+
+        swept: tuple[int, list[tuple[str, str]]] = await self._writer.submit(job)
+        return swept
 
     async def outbox_size(self) -> int:
         (size,) = self._reader().execute("SELECT count(*) FROM outbox").fetchone()

@@ -173,6 +173,11 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     CREATE INDEX history_by_series ON history (sid, t_ms, hid, deleted, num);
     DROP INDEX history_by_series_time
     """,
+    # 6: the parked outbox messages of one subscription (storage.base.PARKED), found when its
+    # receiver is probed or comes back; healthy messages never enter this index
+    """
+    CREATE INDEX outbox_parked ON outbox (tenant, subscription_id, id) WHERE due >= 1e12
+    """,
 )
 
 
