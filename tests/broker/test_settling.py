@@ -27,7 +27,8 @@ class RecordingStore:
 
     async def settle_outbox(self, done: Sequence[int], retry: Sequence[tuple[int, float]] = (),
                             defer: Sequence[tuple[int, float]] = (),
-                            notes: Sequence[DeliveryNote] = ()) -> None:
+                            notes: Sequence[DeliveryNote] = (),
+                            release: Sequence[tuple[str, str]] = ()) -> None:
         if self.hold:
             self.entered.set()
             await self.release.wait()
@@ -36,7 +37,8 @@ class RecordingStore:
             self.failures -= 1
             raise OSError("database away")
         self.calls.append({"done": list(done), "retry": list(retry), "defer": list(defer),
-                           "notes": sorted(notes, key=lambda n: n.subscription_id)})
+                           "notes": sorted(notes, key=lambda n: n.subscription_id),
+                           "release": list(release)})
 
 
 def settler_on(store: RecordingStore) -> Settler:
