@@ -45,6 +45,8 @@ class Holds:
         self.grace = grace   # a probe's longest attempt: parked messages outlive it
         self._rand = rand
         self._holds: dict[Key, Hold] = {}
+        # asked for every message parked, thousands a second: computed once
+        self._remaining = [policy.remaining(n) for n in range(policy.max_attempts + 1)]
 
     def __bool__(self) -> bool:
         return bool(self._holds)
@@ -104,7 +106,7 @@ class Holds:
     def park_due(self, key: Key, attempts: int, now: float) -> float:
         """The ``due`` that parks a message with ``attempts`` made: PARKED plus the time it
         is given up at."""
-        give_up = now + self.policy.remaining(attempts)
+        give_up = now + self._remaining[min(attempts, self.policy.max_attempts)]
         hold = self._holds.get(key)
         if hold is not None:
             give_up = max(give_up, hold.until + self.grace)

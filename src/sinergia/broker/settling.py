@@ -88,6 +88,11 @@ class Settler:
         self._pending.defer.extend((i, due) for i in ids)
         self._wake.ring()
 
+    def defer_each(self, later: list[tuple[int, float]]) -> None:
+        """:meth:`defer` of ``(id, due)`` pairs, each with its own due."""
+        self._pending.defer.extend(later)
+        self._wake.ring()
+
     def release(self, tenant: str, subscription_id: str) -> None:
         """The subscription's receiver is back: its parked messages are due at once (written
         after the parks pending now, so none of them is left behind)."""

@@ -291,13 +291,14 @@ class Notifier:
         touched: dict[tuple[str, str], Backlog] = {}
         fresh = False
         holds = self.holds
+        parked: list[tuple[int, float]] = []
         for item in items:
             if item.id in self._in_flight:
                 continue
             fresh = True
             key = (item.tenant, item.subscription_id)
             if holds and holds.held(key, now):
-                self.settler.defer([item.id], holds.park_due(key, item.attempts, now))
+                parked.append((item.id, holds.park_due(key, item.attempts, now)))
                 continue
             if room <= 0:
                 self.settler.defer([item.id], now)
@@ -314,6 +315,8 @@ class Notifier:
                 self._in_flight.add(item.id)
                 backlog.items.append(item)
                 touched[key] = backlog
+        if parked:
+            self.settler.defer_each(parked)
         for key, backlog in touched.items():
             self._more_senders(key, backlog)
         return fresh
@@ -437,8 +440,9 @@ class Notifier:
         pending = deque(items)
         group = take_batch(pending, self.settings.max_entities_per_notification)
         now = time.time()
-        for item in pending:   # not in this notification: back to wait for the outcome
-            self.settler.defer([item.id], self.holds.park_due(key, item.attempts, now))
+        # Not in this notification: back to wait for its outcome.
+        self.settler.defer_each([(item.id, self.holds.park_due(key, item.attempts, now))
+                                 for item in pending])
         self._in_flight.update(item.id for item in group)
         await self._deliver(group, probe=True)
 
