@@ -27,8 +27,7 @@ class RecordingStore:
 
     async def settle_outbox(self, done: Sequence[int], retry: Sequence[tuple[int, float]] = (),
                             defer: Sequence[tuple[int, float]] = (),
-                            notes: Sequence[DeliveryNote] = (),
-                            release: Sequence[tuple[str, str]] = ()) -> None:
+                            notes: Sequence[DeliveryNote] = ()) -> None:
         if self.hold:
             self.entered.set()
             await self.release.wait()
@@ -37,8 +36,7 @@ class RecordingStore:
             self.failures -= 1
             raise OSError("database away")
         self.calls.append({"done": list(done), "retry": list(retry), "defer": list(defer),
-                           "notes": sorted(notes, key=lambda n: n.subscription_id),
-                           "release": list(release)})
+                           "notes": sorted(notes, key=lambda n: n.subscription_id)})
 
 
 def settler_on(store: RecordingStore) -> Settler:

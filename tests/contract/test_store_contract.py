@@ -439,7 +439,7 @@ async def test_without_a_consumer_messages_are_due_at_once(store: Store) -> None
     assert len(await store.claim_outbox(10, lease_seconds=60)) == 1
 
 
-async def test_parked_messages_wait_for_a_probe_or_a_release(store: Store) -> None:
+async def test_parked_messages_wait_for_a_probe(store: Store) -> None:
     await store.enqueue("t", [OutboxMessage("down", {"n": n}) for n in range(5)])
     await store.enqueue("t", [OutboxMessage("up", {"n": 9})])
     await store.enqueue("u", [OutboxMessage("down", {"n": 7})])
@@ -458,10 +458,11 @@ async def test_parked_messages_wait_for_a_probe_or_a_release(store: Store) -> No
     taken = await store.claim_parked("t", "down", 10, lease_seconds=60)
     assert [i.payload["n"] for i in taken] == [2, 3, 4]
     await store.settle_outbox([], defer=[(i.id, far) for i in probe])
-    # the receiver is back: every parked message of the subscription is due at once
-    await store.settle_outbox([], release=[("t", "down")])
-    released = await store.claim_outbox(10, lease_seconds=60)
-    assert sorted(i.payload["n"] for i in released) == [0, 1]
+    assert await store.claim_outbox(10, lease_seconds=-1) == []
+    again = await store.claim_parked("t", "down", 10, lease_seconds=60)
+    assert [(i.payload["n"], i.attempts) for i in again] == [(0, 1), (1, 0)]
+    assert await store.claim_parked("t", "down", 10, lease_seconds=60) == []
+    assert [i.payload["n"] for i in await store.claim_parked("u", "down", 10, 60)] == [7]
     assert await store.outbox_size() == 7
 
 

@@ -5,7 +5,8 @@ doubling with each failed probe. While held, its messages are not attempted one 
 with its own claim, attempt and settle row, thousands a second under load): they are
 *parked* in the outbox (:data:`~sinergia.storage.base.PARKED`), one write each. At the retry
 time one *probe* claims a batch of the parked messages and attempts it: success releases
-every parked message of the subscription at once; a failure counts an attempt for the
+every parked message of the subscription (the notifier's claim loop takes them in bites its
+backlog holds, so a long backlog makes no long write); a failure counts an attempt for the
 probe's messages, parks them again and holds longer.
 
 A parked message carries its give-up time: when its own retries would all have been made

@@ -35,10 +35,9 @@ class Pending:
     retry: list[tuple[int, float]] = field(default_factory=list)
     defer: list[tuple[int, float]] = field(default_factory=list)
     notes: dict[tuple[str, str], DeliveryNote] = field(default_factory=dict)
-    release: set[tuple[str, str]] = field(default_factory=set)
 
     def __bool__(self) -> bool:
-        return bool(self.done or self.retry or self.defer or self.notes or self.release)
+        return bool(self.done or self.retry or self.defer or self.notes)
 
     def note(self, tenant: str, subscription_id: str, ok: bool, at: str) -> None:
         self.add_note(DeliveryNote(tenant, subscription_id, 1, 0 if ok else 1,
@@ -61,7 +60,6 @@ class Pending:
         self.defer[:0] = other.defer
         for note in other.notes.values():
             self.add_note(note)
-        self.release |= other.release
 
 
 def _later(a: str | None, b: str | None) -> str | None:
@@ -93,12 +91,6 @@ class Settler:
         self._pending.defer.extend(later)
         self._wake.ring()
 
-    def release(self, tenant: str, subscription_id: str) -> None:
-        """The subscription's receiver is back: its parked messages are due at once (written
-        after the parks pending now, so none of them is left behind)."""
-        self._pending.release.add((tenant, subscription_id))
-        self._wake.ring()
-
     def note(self, tenant: str, subscription_id: str, ok: bool, at: str) -> None:
         """Count one attempt in the subscription's status."""
         self._pending.note(tenant, subscription_id, ok, at)
@@ -126,8 +118,7 @@ class Settler:
             # status counts must be written exactly once.
             with anyio.CancelScope(shield=True):
                 await self.store.settle_outbox(batch.done, batch.retry, batch.defer,
-                                               list(batch.notes.values()),
-                                               sorted(batch.release))
+                                               list(batch.notes.values()))
         except Exception as exc:
             log.warning("cannot settle %d notifications (%s); retrying",
                         len(batch.done) + len(batch.retry) + len(batch.defer), exc)

@@ -230,6 +230,9 @@ class Notifier:
         self.settings = settings or NotifierSettings()
         self.settler = Settler(self.store)
         self.holds = Holds(self.settings.retry, grace=2 * deliverer.timeout + 1.0)
+        # Subscriptions whose receiver answers again: the claim loop drains their parked
+        # messages in bites their backlogs take, not in one long write.
+        self._released: dict[tuple[str, str], None] = {}
         self._in_flight: set[int] = set()  # ids of the messages this notifier holds
         self._backlogs: dict[tuple[str, str], Backlog] = {}  # by (tenant, subscription)
         # The senders are plain asyncio tasks, not children of an anyio task group: a burst
@@ -267,6 +270,8 @@ class Notifier:
             try:
                 items = [] if free <= 0 else await self.store.claim_outbox(
                     min(free, self.settings.claim_batch), self.settings.lease_seconds)
+                if self._released and free > len(items):
+                    items += await self._claim_released(free - len(items))
             except Exception as exc:
                 # The database is away: the messages wait in it, try again shortly.
                 if not failing:
@@ -276,6 +281,27 @@ class Notifier:
                 failing = False
             if not self._dispatch(items):
                 await self.store.wait_outbox(self.settings.poll_seconds)
+
+    async def _claim_released(self, room: int) -> list[OutboxItem]:
+        items: list[OutboxItem] = []
+        now = time.time()
+        for key in list(self._released):
+            if self.holds.held(key, now):   # down again: its probes take over
+                del self._released[key]
+                continue
+            backlog = self._backlogs.get(key)
+            fits = min(room, self.settings.claim_batch,
+                       self.settings.max_backlog - (len(backlog.items) if backlog else 0))
+            if fits <= 0:
+                continue
+            got = await self.store.claim_parked(*key, fits, self.settings.lease_seconds)
+            if len(got) < fits:
+                del self._released[key]
+            items += got
+            room -= len(got)
+            if room <= 0:
+                break
+        return items
 
     def _dispatch(self, items: list[OutboxItem]) -> bool:
         """Queue messages this notifier now holds (claimed, or handed over by the store after
@@ -523,7 +549,7 @@ class Notifier:
             self._park(key, group, counted=True)
             return
         if self.holds.reached(key):
-            self.settler.release(*key)   # it answers again: everything parked is due now
+            self._released[key] = None   # it answers again: everything parked goes out
         if not outcome.ok:
             log.warning("giving up on notifications %s to %s: %s", ids, endpoint.uri,
                         outcome.error)

@@ -323,19 +323,18 @@ class Store(Protocol):
     async def settle_outbox(self, done: Sequence[int],
                             retry: Sequence[tuple[int, float]] = (),
                             defer: Sequence[tuple[int, float]] = (),
-                            notes: Sequence[DeliveryNote] = (),
-                            release: Sequence[tuple[str, str]] = ()) -> None:
+                            notes: Sequence[DeliveryNote] = ()) -> None:
         """In one transaction: remove delivered (or abandoned) messages; reschedule
         ``(id, not_before)`` ones: ``retry`` after a failed attempt (counted), ``defer``
         without an attempt (the receiver was busy; a ``not_before`` from PARKED on parks
         them); add ``notes`` to the subscriptions' delivery status (at most one note per
-        subscription); then make every parked message of the ``(tenant, subscription)``
-        pairs in ``release`` due at once (their receiver is back)."""
+        subscription)."""
 
     async def claim_parked(self, tenant: str, subscription_id: str, limit: int,
                            lease_seconds: float) -> list[OutboxItem]:
         """Like :meth:`claim_outbox`, but up to ``limit`` of one subscription's parked
-        messages, oldest first: what a probe of a receiver that was down carries."""
+        messages, oldest first: what a probe of a receiver that was down carries, and, once
+        it answers, the backlog it is given in bounded bites."""
 
     async def sweep_parked(self, now: float) -> tuple[int, list[tuple[str, str]]]:
         """Remove the parked messages whose give-up time is past ``now``; return how many,

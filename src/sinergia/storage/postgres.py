@@ -389,8 +389,7 @@ class PostgresStore:
     async def settle_outbox(self, done: Sequence[int],
                             retry: Sequence[tuple[int, float]] = (),
                             defer: Sequence[tuple[int, float]] = (),
-                            notes: Sequence[DeliveryNote] = (),
-                            release: Sequence[tuple[str, str]] = ()) -> None:
+                            notes: Sequence[DeliveryNote] = ()) -> None:
         async def work(conn: Conn) -> None:
             if done:
                 await conn.execute("DELETE FROM outbox WHERE id = ANY(%b::bigint[])",
@@ -419,12 +418,6 @@ class PostgresStore:
                      [n.sent for n in notes], [n.failed for n in notes],
                      [n.last_notification for n in notes], [n.last_success for n in notes],
                      [n.last_failure for n in notes]))
-            if release:
-                await conn.execute(
-                    "UPDATE outbox o SET due = %s FROM unnest(%b::text[], %b::text[]) AS "
-                    "r(tenant, sub) WHERE o.due >= 1e12 AND o.tenant = r.tenant "
-                    "AND o.subscription_id = r.sub",
-                    (time.time(), [t for t, _ in release], [s for _, s in release]))
 
         await self._write(work)
 

@@ -305,8 +305,7 @@ class SQLiteStore:
     async def settle_outbox(self, done: Sequence[int],
                             retry: Sequence[tuple[int, float]] = (),
                             defer: Sequence[tuple[int, float]] = (),
-                            notes: Sequence[DeliveryNote] = (),
-                            release: Sequence[tuple[str, str]] = ()) -> None:
+                            notes: Sequence[DeliveryNote] = ()) -> None:
         def job(conn: sqlite3.Connection) -> None:
             conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in done])
             conn.executemany("UPDATE outbox SET due = ?, attempts = attempts + 1 WHERE id = ?",
@@ -330,11 +329,6 @@ class SQLiteStore:
                 "coalesce(excluded.last_failure, '')), '')",
                 [(n.tenant, n.subscription_id, n.sent, n.failed, n.last_notification,
                   n.last_success, n.last_failure) for n in notes])
-            if release:
-                now = time.time()
-                conn.executemany("UPDATE outbox SET due = ? WHERE due >= 1e12 AND tenant = ? "
-                                 "AND subscription_id = ?",
-                                 [(now, tenant, sub) for tenant, sub in release])
 
         await self._writer.submit(job)
 
