@@ -9,10 +9,10 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from pathlib import Path
 
 import anyio
 import orjson
+import psycopg
 import pytest
 
 from sinergia.broker.delivery import Deliverer, DeliveryOutcome, Render, RetryPolicy
@@ -20,12 +20,12 @@ from sinergia.broker.holds import Holds
 from sinergia.broker.subscriptions import Notifier, NotifierSettings, SubscriptionService
 from sinergia.ngsild.context import ContextResolver
 from sinergia.storage.base import PARKED, OutboxMessage, Store, open_store
+from sinergia.storage.sqlite import path_from_url
 
 pytestmark = pytest.mark.anyio
 
 SUB_ID = "urn:ngsi-ld:Subscription:down"
 KEY = ("", SUB_ID)
-DB = "notifier.sqlite"
 
 
 class SwitchDeliverer(Deliverer):
@@ -55,10 +55,15 @@ async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 10.0)
             await anyio.sleep(0.01)
 
 
-def parked(path: Path) -> int:
-    with sqlite3.connect(path) as conn:
-        (count,) = conn.execute("SELECT count(*) FROM outbox WHERE due >= ?",
-                                (PARKED,)).fetchone()
+def parked(database_url: str) -> int:
+    """Messages parked in the outbox (a look inside the store, for the test only)."""
+    sql = "SELECT count(*) FROM outbox WHERE due >= 1e12"
+    if database_url.startswith("sqlite:"):
+        with sqlite3.connect(path_from_url(database_url)) as conn:
+            (count,) = conn.execute(sql).fetchone()
+    else:
+        with psycopg.connect(database_url) as pg:
+            (count,) = pg.execute(sql).fetchone() or (0,)
     return int(count)
 
 
@@ -71,15 +76,16 @@ def message(n: int) -> OutboxMessage:
 
 
 @pytest.fixture
-def running(tmp_path: Path, run_notifier: Callable[[Notifier], AbstractAsyncContextManager[None]]
-            ) -> Running:
-    """A notifier on a SQLite file in ``tmp_path``, delivering to a :class:`SwitchDeliverer`
-    that starts down or up, with the retry policy given."""
+def running(database_url: str,
+            run_notifier: Callable[[Notifier], AbstractAsyncContextManager[None]]) -> Running:
+    """A server process's notifier on the test database, delivering to ``deliverer`` (by
+    default a :class:`SwitchDeliverer` of its own, down or up), with the retry policy given."""
 
     @asynccontextmanager
-    async def run(retry: RetryPolicy, *, down: bool = True, subscribe: bool = True
+    async def run(retry: RetryPolicy, *, down: bool = True, subscribe: bool = True,
+                  deliverer: SwitchDeliverer | None = None
                   ) -> AsyncIterator[tuple[Store, SwitchDeliverer]]:
-        store = open_store(f"sqlite:///{tmp_path / DB}", synchronous="normal")
+        store = open_store(database_url, synchronous="normal")
         await store.open()
         service = SubscriptionService(store, ContextResolver(allow_remote=False))
         await service.load()
@@ -88,8 +94,9 @@ def running(tmp_path: Path, run_notifier: Callable[[Notifier], AbstractAsyncCont
                 "id": SUB_ID, "type": "Subscription", "entities": [{"type": "Probe"}],
                 "notification": {"endpoint": {"uri": "http://receiver.test/n"}}},
                 service.resolver.core)
-        deliverer = SwitchDeliverer()
-        deliverer.down = down
+        if deliverer is None:
+            deliverer = SwitchDeliverer()
+            deliverer.down = down
         notifier = Notifier(service, deliverer, NotifierSettings(
             retry=retry, refresh_seconds=3600, probe_tick_seconds=0.01, sweep_seconds=0.2))
         try:
@@ -102,8 +109,7 @@ def running(tmp_path: Path, run_notifier: Callable[[Notifier], AbstractAsyncCont
 
 
 async def test_a_down_receiver_costs_one_attempt_a_period_and_gets_everything_back(
-        running: Running, tmp_path: Path) -> None:
-    path = tmp_path / DB
+        running: Running, database_url: str) -> None:
     retry = RetryPolicy(max_attempts=1000, backoff_base=0.4, backoff_cap=0.4)
     async with running(retry) as (store, deliverer):
         await store.enqueue("", [message(0)])
@@ -117,7 +123,7 @@ async def test_a_down_receiver_costs_one_attempt_a_period_and_gets_everything_ba
             await store.enqueue("", [message(n)])
 
         async def all_parked() -> bool:
-            return parked(path) == 301
+            return parked(database_url) == 301
 
         await until(all_parked)
         elapsed = time.monotonic() - began
@@ -166,15 +172,14 @@ async def test_parked_messages_are_given_up_on_schedule_and_the_subscription_rec
 
 
 async def test_messages_parked_before_a_restart_are_delivered_after_it(
-        running: Running, tmp_path: Path) -> None:
-    path = tmp_path / DB
+        running: Running, database_url: str) -> None:
     retry = RetryPolicy(max_attempts=1000, backoff_base=30.0, backoff_cap=60.0)
     async with running(retry) as (store, _):
         for n in range(150):
             await store.enqueue("", [message(n)])
 
         async def all_parked() -> bool:
-            return parked(path) == 150
+            return parked(database_url) == 150
 
         await until(all_parked)
     async with running(retry, down=False, subscribe=False) as (store, up):
@@ -183,6 +188,30 @@ async def test_messages_parked_before_a_restart_are_delivered_after_it(
 
         await until(all_delivered)
     assert sorted(up.received) == sorted(f"urn:ngsi-ld:Probe:{n}" for n in range(150))
+
+
+async def test_two_processes_park_and_deliver_everything_when_the_receiver_returns(
+        running: Running, database_url: str) -> None:
+    receiver = SwitchDeliverer()
+    retry = RetryPolicy(max_attempts=1000, backoff_base=0.4, backoff_cap=0.4)
+    async with running(retry, deliverer=receiver) as (first, _), \
+            running(retry, deliverer=receiver, subscribe=False) as (second, _):
+        for n in range(200):
+            await (first, second)[n % 2].enqueue("", [message(n)])
+
+        async def all_parked() -> bool:
+            return parked(database_url) == 200
+
+        await until(all_parked)
+        assert receiver.received == [] and receiver.attempts < 20
+        receiver.down = False
+
+        async def all_delivered() -> bool:
+            return await first.outbox_size() == 0
+
+        await until(all_delivered)
+    assert sorted(set(receiver.received)) == sorted(f"urn:ngsi-ld:Probe:{n}"
+                                                    for n in range(200))
 
 
 def test_a_hold_grows_with_failed_probes_only() -> None:
@@ -203,6 +232,15 @@ def test_a_hold_grows_with_failed_probes_only() -> None:
     assert holds.park_due(KEY, 0, 13.0) == PARKED + 13.0 + (1 + 2 + 4 + 4 + 4 + 4 + 4)
     assert holds.park_due(KEY, 7, 13.0) == PARKED + 17.0 + 1.0
     assert holds.reached(KEY) and not holds.reached(KEY) and not holds.held(KEY, 13.0)
+
+
+def test_a_subscription_given_another_endpoint_is_probed_at_once() -> None:
+    holds = Holds(RetryPolicy(backoff_base=60.0, backoff_cap=60.0), grace=1.0,
+                  rand=lambda: 0.0)
+    holds.failed(KEY, 0.0, probe=False, endpoint="http://old.test/n")
+    assert holds.due(1.0, lambda key: "http://old.test/n") == []
+    assert holds.due(1.0, lambda key: None) == []   # not known here (yet): keep waiting
+    assert holds.due(1.0, lambda key: "http://new.test/n") == [KEY]
 
 
 def test_a_hold_over_for_long_is_forgotten_and_orphans_are_probed_at_once() -> None:

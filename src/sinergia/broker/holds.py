@@ -37,6 +37,7 @@ class Hold:
     level: int = 0          # failed probes in a row
     until: float = 0.0      # no attempt before this (time.time())
     probing: bool = False   # a probe is in flight: everything else waits for its outcome
+    endpoint: str = ""      # the receiver that failed (a subscription may change it)
 
 
 class Holds:
@@ -60,12 +61,13 @@ class Holds:
         hold = self._holds.get(key)
         return hold is not None and (hold.probing or now < hold.until)
 
-    def failed(self, key: Key, now: float, *, probe: bool) -> None:
-        """An attempt failed and may succeed later. Only a probe, or a failure once the hold
-        is over, holds longer: attempts that were already in flight when it began do not."""
+    def failed(self, key: Key, now: float, *, probe: bool, endpoint: str = "") -> None:
+        """An attempt to ``endpoint`` failed and may succeed later. Only a probe, or a failure
+        once the hold is over, holds longer: attempts already in flight when it began do not."""
         hold = self._holds.get(key)
         if hold is None:
             hold = self._holds[key] = Hold()
+        hold.endpoint = endpoint
         if probe:
             hold.probing = False
         elif hold.probing or now < hold.until:
@@ -90,11 +92,17 @@ class Holds:
         if key not in self._holds:
             self._holds[key] = Hold(until=now)
 
-    def due(self, now: float) -> list[Key]:
+    def due(self, now: float, endpoint: Callable[[Key], str | None] = lambda key: None
+            ) -> list[Key]:
         """The holds whose retry time has come, marked as probing; holds over for longer
-        than the longest backoff are forgotten (the receiver gets a fresh start)."""
+        than the longest backoff are forgotten (the receiver gets a fresh start). A hold
+        whose subscription now has another ``endpoint`` than the one that failed is due at
+        once: the receiver was fixed, there is no reason to wait."""
         keys = []
         for key, hold in list(self._holds.items()):
+            if hold.endpoint and not hold.probing and now < hold.until \
+                    and endpoint(key) not in (None, hold.endpoint):
+                hold.level, hold.until = 0, now
             if hold.probing or now < hold.until:
                 continue
             if hold.level and now > hold.until + self.policy.backoff_cap:

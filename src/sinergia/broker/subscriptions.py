@@ -435,11 +435,15 @@ class Notifier:
             if now - swept >= self.settings.sweep_seconds:
                 swept = now
                 await self._sweep(now)
-            for key in self.holds.due(now):
+            for key in self.holds.due(now, self._endpoint):
                 task = asyncio.get_running_loop().create_task(self._probe(key))
                 self._senders.add(task)
                 task.add_done_callback(self._senders.discard)
             await anyio.sleep(self.settings.probe_tick_seconds)
+
+    def _endpoint(self, key: tuple[str, str]) -> str | None:
+        sub = self.service.index.get(*key)
+        return None if sub is None else sub.notification.endpoint.uri
 
     async def _sweep(self, now: float) -> None:
         try:
@@ -542,7 +546,7 @@ class Notifier:
         if outcome.retryable:
             # Down (or failing): hold the subscription; this group waits parked with the
             # rest, each message given up once its attempts are spent.
-            self.holds.failed(key, time.time(), probe=probe)
+            self.holds.failed(key, time.time(), probe=probe, endpoint=endpoint.uri)
             if max(item.attempts for item in group) + 1 >= self.settings.retry.max_attempts:
                 log.warning("giving up on notifications to %s after %d attempts: %s",
                             endpoint.uri, self.settings.retry.max_attempts, outcome.error)
