@@ -307,7 +307,7 @@ class SQLiteStore:
                             defer: Sequence[tuple[int, float]] = (),
                             notes: Sequence[DeliveryNote] = ()) -> None:
         def job(conn: sqlite3.Connection) -> None:
-            conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in done])
+            conn.executemany("DELETE FROM outbox WHERE id BETWEEN ? AND ?", id_runs(done))
             conn.executemany("UPDATE outbox SET due = ?, attempts = attempts + 1 WHERE id = ?",
                              [(due, i) for i, due in retry])
             conn.executemany("UPDATE outbox SET due = ? WHERE id = ?",
@@ -530,6 +530,19 @@ def _record_changed(conn: sqlite3.Connection, kind: str, changed: bool) -> bool:
         conn.execute("UPDATE record_generations SET generation = generation + 1 "
                      "WHERE kind = ?", (kind,))
     return changed
+
+
+def id_runs(ids: Sequence[int]) -> list[tuple[int, int]]:
+    """The ids as runs of consecutive ones, ``(first, last)``: the messages a change causes
+    have consecutive ids and are mostly done together, and deleting a run costs one
+    statement and one descent of the table instead of one per message."""
+    runs: list[tuple[int, int]] = []
+    for i in sorted(ids):
+        if runs and i <= runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], max(i, runs[-1][1]))
+        else:
+            runs.append((i, i))
+    return runs
 
 
 def _enqueue(conn: sqlite3.Connection, tenant: str, messages: Sequence[OutboxMessage],
