@@ -4,7 +4,8 @@ senders as it fills notifications, up to the endpoint's slots, and no idle extra
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 import anyio
@@ -52,7 +53,8 @@ class HeldDeliverer(Deliverer):
 
 
 @pytest.fixture
-async def notifier() -> AsyncIterator[tuple[Notifier, HeldDeliverer]]:
+async def notifier(run_notifier: Callable[[Notifier], AbstractAsyncContextManager[None]]
+                   ) -> AsyncIterator[tuple[Notifier, HeldDeliverer]]:
     store = open_store("sqlite:///:memory:", synchronous="normal")
     await store.open()
     service = SubscriptionService(store, ContextResolver(allow_remote=False))
@@ -66,12 +68,9 @@ async def notifier() -> AsyncIterator[tuple[Notifier, HeldDeliverer]]:
                         NotifierSettings(max_entities_per_notification=10,
                                          refresh_seconds=3600, poll_seconds=3600))
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(notifier.run)
-            await anyio.wait_all_tasks_blocked()
+        async with run_notifier(notifier):
             yield notifier, deliverer
             deliverer.release.set()
-            tg.cancel_scope.cancel()
     finally:
         await store.close()
 

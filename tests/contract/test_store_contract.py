@@ -22,6 +22,7 @@ from sinergia.ngsild.qlang import TypeAnd, TypeOr, parse_q, parse_scope_q, resol
 from sinergia.ngsild.query import EntityQuery
 from sinergia.ngsild.temporal import iso_to_ms, ms_to_iso
 from sinergia.storage.base import (
+    PARKED,
     Aggregated,
     DeliveryNote,
     DeliveryStatus,
@@ -436,6 +437,44 @@ async def test_without_a_consumer_messages_are_due_at_once(store: Store) -> None
     await store.enqueue("", [OutboxMessage("s", {})])
     assert taken == []
     assert len(await store.claim_outbox(10, lease_seconds=60)) == 1
+
+
+async def test_parked_messages_wait_for_a_probe(store: Store) -> None:
+    await store.enqueue("t", [OutboxMessage("down", {"n": n}) for n in range(5)])
+    await store.enqueue("t", [OutboxMessage("up", {"n": 9})])
+    await store.enqueue("u", [OutboxMessage("down", {"n": 7})])
+    items = await store.claim_outbox(10, lease_seconds=60)
+    down = [i for i in items if i.subscription_id == "down"]
+    first, *rest = down
+    far = PARKED + 1e6   # given up long after this test
+    await store.settle_outbox([], retry=[(first.id, far)],   # a failed probe: counted
+                              defer=[(i.id, far) for i in rest])
+    # parked: never due, until a probe of their subscription takes them, oldest first
+    assert await store.claim_outbox(10, lease_seconds=-1) == []
+    assert sorted((await store.sweep_parked(0.0))[1]) == [("t", "down"), ("u", "down")]
+    probe = await store.claim_parked("t", "down", 2, lease_seconds=60)
+    assert [(i.payload["n"], i.attempts) for i in probe] == [(0, 1), (1, 0)]
+    # the others of that subscription, leased: no longer parked, nor another tenant's
+    taken = await store.claim_parked("t", "down", 10, lease_seconds=60)
+    assert [i.payload["n"] for i in taken] == [2, 3, 4]
+    await store.settle_outbox([], defer=[(i.id, far) for i in probe])
+    assert await store.claim_outbox(10, lease_seconds=-1) == []
+    again = await store.claim_parked("t", "down", 10, lease_seconds=60)
+    assert [(i.payload["n"], i.attempts) for i in again] == [(0, 1), (1, 0)]
+    assert await store.claim_parked("t", "down", 10, lease_seconds=60) == []
+    assert [i.payload["n"] for i in await store.claim_parked("u", "down", 10, 60)] == [7]
+    assert await store.outbox_size() == 7
+
+
+async def test_parked_messages_are_given_up_at_their_time(store: Store) -> None:
+    await store.enqueue("t", [OutboxMessage("s", {"n": n}) for n in range(3)])
+    items = await store.claim_outbox(10, lease_seconds=60)
+    await store.settle_outbox([], defer=[(i.id, PARKED + 100.0 * n)
+                                         for n, i in enumerate(items)])
+    assert await store.sweep_parked(150.0) == (2, [("t", "s")])
+    assert await store.sweep_parked(150.0) == (0, [("t", "s")])
+    assert await store.sweep_parked(250.0) == (1, [])
+    assert await store.outbox_size() == 0
 
 
 # -- history -------------------------------------------------------------------------------------

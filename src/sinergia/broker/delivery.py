@@ -90,6 +90,12 @@ class RetryPolicy:
             return None
         return backoff(attempts, base=self.backoff_base, cap=self.backoff_cap, rand=rand)
 
+    def remaining(self, attempts: int) -> float:
+        """Seconds the retries still due after ``attempts`` attempts would take at most
+        (no jitter): how long a message whose receiver stays down is kept."""
+        return sum(backoff(n, base=self.backoff_base, cap=self.backoff_cap, jitter=0.0)
+                   for n in range(max(attempts, 1), self.max_attempts))
+
 
 # --- endpoints ----------------------------------------------------------------------------------
 

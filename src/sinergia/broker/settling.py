@@ -86,6 +86,11 @@ class Settler:
         self._pending.defer.extend((i, due) for i in ids)
         self._wake.ring()
 
+    def defer_each(self, later: list[tuple[int, float]]) -> None:
+        """:meth:`defer` of ``(id, due)`` pairs, each with its own due."""
+        self._pending.defer.extend(later)
+        self._wake.ring()
+
     def note(self, tenant: str, subscription_id: str, ok: bool, at: str) -> None:
         """Count one attempt in the subscription's status."""
         self._pending.note(tenant, subscription_id, ok, at)

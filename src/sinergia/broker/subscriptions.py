@@ -11,8 +11,9 @@ backlog, sent by a few senders of its own: each takes as many queued messages as
 notification, renders them with the subscription's @context and hands them to the
 deliverer, which bounds concurrency per endpoint, so one slow receiver never holds up the
 others, and the slower a receiver, the fuller its requests. Success or a final failure settles the
-message; a retryable failure reschedules it with exponential backoff; these writes are
-batched (:mod:`sinergia.broker.settling`). A crash between commit and delivery leaves the
+message; a retryable failure holds the subscription and parks its messages until a probe finds
+the receiver back (:mod:`sinergia.broker.holds`); these writes are batched
+(:mod:`sinergia.broker.settling`). A crash between commit and delivery leaves the
 message in the outbox, its lease runs out and it is delivered after restart: at-least-once.
 
 Several processes may share one database. Each keeps its own copy of the subscriptions (the
@@ -41,6 +42,7 @@ from uuid_utils import uuid4
 
 from sinergia.broker.contexts import current_tenant
 from sinergia.broker.delivery import Deliverer, RetryPolicy
+from sinergia.broker.holds import Holds
 from sinergia.broker.matching import SubscriptionIndex
 from sinergia.broker.settling import Settler
 from sinergia.ngsild.context import Context, ContextResolver
@@ -212,6 +214,8 @@ class NotifierSettings:
     #                           in the outbox (a receiver that hangs must not fill memory)
     max_entities_per_notification: int = 100
     periodic_max_entities: int = 1000
+    probe_tick_seconds: float = 0.25  # how often held subscriptions are looked at
+    sweep_seconds: float = 30.0  # how often parked messages are given up or adopted
 
 
 class Notifier:
@@ -225,6 +229,10 @@ class Notifier:
         self.deliverer = deliverer
         self.settings = settings or NotifierSettings()
         self.settler = Settler(self.store)
+        self.holds = Holds(self.settings.retry, grace=2 * deliverer.timeout + 1.0)
+        # Subscriptions whose receiver answers again: the claim loop drains their parked
+        # messages in bites their backlogs take, not in one long write.
+        self._released: dict[tuple[str, str], None] = {}
         self._in_flight: set[int] = set()  # ids of the messages this notifier holds
         self._backlogs: dict[tuple[str, str], Backlog] = {}  # by (tenant, subscription)
         # The senders are plain asyncio tasks, not children of an anyio task group: a burst
@@ -239,6 +247,7 @@ class Notifier:
             tg.start_soon(self.settler.run)
             tg.start_soon(self._refresh_loop)
             tg.start_soon(self._periodic_loop)
+            tg.start_soon(self._hold_loop)
             self._loop = asyncio.get_running_loop()
             self.store.set_outbox_consumer(self._dispatch, self.settings.lease_seconds)
             try:
@@ -261,6 +270,8 @@ class Notifier:
             try:
                 items = [] if free <= 0 else await self.store.claim_outbox(
                     min(free, self.settings.claim_batch), self.settings.lease_seconds)
+                if self._released and free > len(items):
+                    items += await self._claim_released(free - len(items))
             except Exception as exc:
                 # The database is away: the messages wait in it, try again shortly.
                 if not failing:
@@ -270,6 +281,27 @@ class Notifier:
                 failing = False
             if not self._dispatch(items):
                 await self.store.wait_outbox(self.settings.poll_seconds)
+
+    async def _claim_released(self, room: int) -> list[OutboxItem]:
+        items: list[OutboxItem] = []
+        now = time.time()
+        for key in list(self._released):
+            if self.holds.held(key, now):   # down again: its probes take over
+                del self._released[key]
+                continue
+            backlog = self._backlogs.get(key)
+            fits = min(room, self.settings.claim_batch,
+                       self.settings.max_backlog - (len(backlog.items) if backlog else 0))
+            if fits <= 0:
+                continue
+            got = await self.store.claim_parked(*key, fits, self.settings.lease_seconds)
+            if len(got) < fits:
+                del self._released[key]
+            items += got
+            room -= len(got)
+            if room <= 0:
+                break
+        return items
 
     def _dispatch(self, items: list[OutboxItem]) -> bool:
         """Queue messages this notifier now holds (claimed, or handed over by the store after
@@ -284,14 +316,19 @@ class Notifier:
         room = self.settings.max_in_flight - len(self._in_flight)
         touched: dict[tuple[str, str], Backlog] = {}
         fresh = False
+        holds = self.holds
+        parked: list[tuple[int, float]] = []
         for item in items:
             if item.id in self._in_flight:
                 continue
             fresh = True
+            key = (item.tenant, item.subscription_id)
+            if holds and holds.held(key, now):
+                parked.append((item.id, holds.park_due(key, item.attempts, now)))
+                continue
             if room <= 0:
                 self.settler.defer([item.id], now)
                 continue
-            key = (item.tenant, item.subscription_id)
             backlog = self._backlogs.get(key)
             if backlog is None:
                 backlog = self._backlogs[key] = Backlog()
@@ -304,6 +341,8 @@ class Notifier:
                 self._in_flight.add(item.id)
                 backlog.items.append(item)
                 touched[key] = backlog
+        if parked:
+            self.settler.defer_each(parked)
         for key, backlog in touched.items():
             self._more_senders(key, backlog)
         return fresh
@@ -387,17 +426,80 @@ class Notifier:
                 found.setdefault(str(entity["id"]), entity)
         return list(found.values())
 
-    async def _deliver(self, group: list[OutboxItem]) -> None:
+    async def _hold_loop(self) -> None:
+        """Probe the held subscriptions whose retry time has come; sweep the parked messages
+        at start (a restart finds its holds gone) and every ``sweep_seconds``."""
+        swept = 0.0
+        while True:
+            now = time.time()
+            if now - swept >= self.settings.sweep_seconds:
+                swept = now
+                await self._sweep(now)
+            for key in self.holds.due(now, self._endpoint):
+                task = asyncio.get_running_loop().create_task(self._probe(key))
+                self._senders.add(task)
+                task.add_done_callback(self._senders.discard)
+            await anyio.sleep(self.settings.probe_tick_seconds)
+
+    def _endpoint(self, key: tuple[str, str]) -> str | None:
+        sub = self.service.index.get(*key)
+        return None if sub is None else sub.notification.endpoint.uri
+
+    async def _sweep(self, now: float) -> None:
+        try:
+            dropped, parked = await self.store.sweep_parked(now)
+        except Exception as exc:
+            log.warning("cannot sweep parked notifications (%s)", exc)
+            return
+        if dropped:
+            log.warning("gave up %d notifications whose receivers stayed down", dropped)
+        for key in parked:
+            self.holds.adopt(key, now)
+
+    async def _probe(self, key: tuple[str, str]) -> None:
+        """One attempt for a held subscription, with a batch of its parked messages."""
+        try:
+            items = await self.store.claim_parked(
+                *key, self.settings.max_entities_per_notification, self.settings.lease_seconds)
+        except Exception as exc:
+            log.warning("cannot claim parked notifications (%s)", exc)
+            items = []
+        if not items:
+            self.holds.probe_ended(key)
+            return
+        pending = deque(items)
+        group = take_batch(pending, self.settings.max_entities_per_notification)
+        now = time.time()
+        # Not in this notification: back to wait for its outcome.
+        self.settler.defer_each([(item.id, self.holds.park_due(key, item.attempts, now))
+                                 for item in pending])
+        self._in_flight.update(item.id for item in group)
+        await self._deliver(group, probe=True)
+
+    async def _deliver(self, group: list[OutboxItem], probe: bool = False) -> None:
         ids = [item.id for item in group]
         try:
-            await self._deliver_group(group)
+            await self._deliver_group(group, probe)
         except Exception:
             log.exception("notifications %s failed unexpectedly", ids)
             self.settler.retry(ids, time.time() + self.settings.retry.backoff_base)
         finally:
             self._in_flight.difference_update(ids)
+            if probe:
+                self.holds.probe_ended((group[0].tenant, group[0].subscription_id))
 
-    async def _deliver_group(self, group: list[OutboxItem]) -> None:
+    def _park(self, key: tuple[str, str], group: list[OutboxItem], counted: bool) -> None:
+        now = time.time()
+        for item in group:
+            attempts = item.attempts + counted
+            if counted and attempts >= self.settings.retry.max_attempts:
+                self.settler.done([item.id])
+            elif counted:
+                self.settler.retry([item.id], self.holds.park_due(key, attempts, now))
+            else:
+                self.settler.defer([item.id], self.holds.park_due(key, attempts, now))
+
+    async def _deliver_group(self, group: list[OutboxItem], probe: bool = False) -> None:
         """One notification for a group of messages of one subscription (its ``data`` holds
         the entities of all of them): under load, a receiver gets fewer, fuller requests."""
         first = group[0]
@@ -410,6 +512,10 @@ class Notifier:
             sub = self.service.index.get(first.tenant, first.subscription_id)
         if sub is None or not sub.is_live(now):
             self.settler.done(ids)  # deleted, paused or expired since
+            return
+        key = (first.tenant, first.subscription_id)
+        if not probe and self.holds.held(key, time.time()):
+            self._park(key, group, counted=False)   # its receiver is down: wait for a probe
             return
         endpoint = sub.notification.endpoint
         if self.deliverer.busy(endpoint.uri) >= self.settings.busy_factor * \
@@ -437,15 +543,21 @@ class Notifier:
                 cache=self._rendered),
             notifier_info=dict(endpoint.notifier_info))
         self.settler.note(first.tenant, first.subscription_id, outcome.ok, now)
-        attempts = max(item.attempts for item in group) + 1
-        delay = self.settings.retry.next_delay(attempts, outcome)
-        if delay is None:
-            if not outcome.ok:
-                log.warning("giving up on notifications %s to %s after %d attempts: %s",
-                            ids, endpoint.uri, attempts, outcome.error)
-            self.settler.done(ids)
-        else:
-            self.settler.retry(ids, time.time() + delay)
+        if outcome.retryable:
+            # Down (or failing): hold the subscription; this group waits parked with the
+            # rest, each message given up once its attempts are spent.
+            self.holds.failed(key, time.time(), probe=probe, endpoint=endpoint.uri)
+            if max(item.attempts for item in group) + 1 >= self.settings.retry.max_attempts:
+                log.warning("giving up on notifications to %s after %d attempts: %s",
+                            endpoint.uri, self.settings.retry.max_attempts, outcome.error)
+            self._park(key, group, counted=True)
+            return
+        if self.holds.reached(key):
+            self._released[key] = None   # it answers again: everything parked goes out
+        if not outcome.ok:
+            log.warning("giving up on notifications %s to %s: %s", ids, endpoint.uri,
+                        outcome.error)
+        self.settler.done(ids)
 
 
 def _kind(item: OutboxItem) -> tuple[str, str, bool]:

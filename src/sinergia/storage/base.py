@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkable
 
 import orjson
 
@@ -112,6 +112,13 @@ class OutboxItem:
 
 
 OutboxConsumer = Callable[[list[OutboxItem]], object]
+
+# A *parked* outbox message waits for its receiver to come back (see broker/holds.py): its
+# ``due`` is PARKED plus the time at which it is given up. PARKED lies far beyond any real
+# time, so a claim (``due <= now``) never takes it, one range of the due index finds the ones
+# to give up, and a partial index (``WHERE due >= 1e12``, the literal the SQL repeats so the
+# planners can use it) finds one subscription's, while the healthy path writes nothing more.
+PARKED: Final = 1e12
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,8 +326,19 @@ class Store(Protocol):
                             notes: Sequence[DeliveryNote] = ()) -> None:
         """In one transaction: remove delivered (or abandoned) messages; reschedule
         ``(id, not_before)`` ones: ``retry`` after a failed attempt (counted), ``defer``
-        without an attempt (the receiver was busy); add ``notes`` to the subscriptions'
-        delivery status (at most one note per subscription)."""
+        without an attempt (the receiver was busy; a ``not_before`` from PARKED on parks
+        them); add ``notes`` to the subscriptions' delivery status (at most one note per
+        subscription)."""
+
+    async def claim_parked(self, tenant: str, subscription_id: str, limit: int,
+                           lease_seconds: float) -> list[OutboxItem]:
+        """Like :meth:`claim_outbox`, but up to ``limit`` of one subscription's parked
+        messages, oldest first: what a probe of a receiver that was down carries, and, once
+        it answers, the backlog it is given in bounded bites."""
+
+    async def sweep_parked(self, now: float) -> tuple[int, list[tuple[str, str]]]:
+        """Remove the parked messages whose give-up time is past ``now``; return how many,
+        and the ``(tenant, subscription)`` pairs that still have parked messages."""
 
     async def outbox_size(self) -> int:
         ...

@@ -48,6 +48,7 @@ from sinergia.ngsild.model import Entity, now_iso
 from sinergia.ngsild.query import EntityQuery, QueryResult
 from sinergia.storage import postgres_history as pg_history
 from sinergia.storage.base import (
+    PARKED,
     AttributeInfo,
     ChangeListener,
     DeliveryNote,
@@ -419,6 +420,33 @@ class PostgresStore:
                      [n.last_failure for n in notes]))
 
         await self._write(work)
+
+    async def claim_parked(self, tenant: str, subscription_id: str, limit: int,
+                           lease_seconds: float) -> list[OutboxItem]:
+        async def work(conn: Conn) -> list[OutboxItem]:
+            cur = await conn.execute(
+                "WITH parked AS (SELECT tenant, id FROM outbox WHERE due >= 1e12 AND "
+                "tenant = %s AND subscription_id = %s ORDER BY id LIMIT %s "
+                "FOR UPDATE SKIP LOCKED) "
+                "UPDATE outbox o SET due = %s FROM parked WHERE o.tenant = parked.tenant "
+                "AND o.id = parked.id RETURNING o.id, o.tenant, o.subscription_id, "
+                "o.payload, o.attempts",
+                (tenant, subscription_id, limit, time.time() + lease_seconds))
+            rows = sorted(await cur.fetchall())
+            return [OutboxItem(i, t, s, orjson.loads(p), a) for i, t, s, p, a in rows]
+
+        return await self._write(work)
+
+    async def sweep_parked(self, now: float) -> tuple[int, list[tuple[str, str]]]:
+        async def work(conn: Conn) -> tuple[int, list[tuple[str, str]]]:
+            cur = await conn.execute("DELETE FROM outbox WHERE due >= %s AND due <= %s",
+                                     (PARKED, PARKED + now))
+            dropped = cur.rowcount
+            cur = await conn.execute("SELECT DISTINCT tenant, subscription_id FROM outbox "
+                                     "WHERE due >= 1e12")
+            return dropped, [(t, s) for t, s in await cur.fetchall()]
+
+        return await self._write(work)
 
     async def outbox_size(self) -> int:
         return int(await self._scalar("SELECT count(*) FROM outbox", ()))

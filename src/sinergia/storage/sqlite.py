@@ -28,6 +28,7 @@ from sinergia.ngsild.model import GEOPROPERTY, Entity, now_iso
 from sinergia.ngsild.query import EntityQuery, QueryResult
 from sinergia.storage import sqlite_filters, sqlite_geo, sqlite_history, sqlite_values
 from sinergia.storage.base import (
+    PARKED,
     AttributeInfo,
     ChangeListener,
     DeliveryNote,
@@ -306,7 +307,7 @@ class SQLiteStore:
                             defer: Sequence[tuple[int, float]] = (),
                             notes: Sequence[DeliveryNote] = ()) -> None:
         def job(conn: sqlite3.Connection) -> None:
-            conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in done])
+            conn.executemany("DELETE FROM outbox WHERE id BETWEEN ? AND ?", id_runs(done))
             conn.executemany("UPDATE outbox SET due = ?, attempts = attempts + 1 WHERE id = ?",
                              [(due, i) for i, due in retry])
             conn.executemany("UPDATE outbox SET due = ? WHERE id = ?",
@@ -330,6 +331,32 @@ class SQLiteStore:
                   n.last_success, n.last_failure) for n in notes])
 
         await self._writer.submit(job)
+
+    async def claim_parked(self, tenant: str, subscription_id: str, limit: int,
+                           lease_seconds: float) -> list[OutboxItem]:
+        def job(conn: sqlite3.Connection) -> list[OutboxItem]:
+            rows = conn.execute(
+                "SELECT id, tenant, subscription_id, payload, attempts FROM outbox "
+                "WHERE due >= 1e12 AND tenant = ? AND subscription_id = ? ORDER BY id LIMIT ?",
+                (tenant, subscription_id, limit)).fetchall()
+            leased = time.time() + lease_seconds
+            conn.executemany("UPDATE outbox SET due = ? WHERE id = ?",
+                             [(leased, row[0]) for row in rows])
+            return [OutboxItem(i, t, s, orjson.loads(p), a) for i, t, s, p, a in rows]
+
+        items: list[OutboxItem] = await self._writer.submit(job)
+        return items
+
+    async def sweep_parked(self, now: float) -> tuple[int, list[tuple[str, str]]]:
+        def job(conn: sqlite3.Connection) -> tuple[int, list[tuple[str, str]]]:
+            dropped = conn.execute("DELETE FROM outbox WHERE due >= ? AND due <= ?",
+                                   (PARKED, PARKED + now)).rowcount
+            rest = conn.execute("SELECT DISTINCT tenant, subscription_id FROM outbox "
+                                "WHERE due >= 1e12").fetchall()
+            return dropped, [(t, s) for t, s in rest]
+
+        swept: tuple[int, list[tuple[str, str]]] = await self._writer.submit(job)
+        return swept
 
     async def outbox_size(self) -> int:
         (size,) = self._reader().execute("SELECT count(*) FROM outbox").fetchone()
@@ -504,6 +531,19 @@ def _record_changed(conn: sqlite3.Connection, kind: str, changed: bool) -> bool:
         conn.execute("UPDATE record_generations SET generation = generation + 1 "
                      "WHERE kind = ?", (kind,))
     return changed
+
+
+def id_runs(ids: Sequence[int]) -> list[tuple[int, int]]:
+    """The ids as runs of consecutive ones, ``(first, last)``: the messages a change causes
+    have consecutive ids and are mostly done together, and deleting a run costs one
+    statement and one descent of the table instead of one per message."""
+    runs: list[tuple[int, int]] = []
+    for i in sorted(ids):
+        if runs and i <= runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], max(i, runs[-1][1]))
+        else:
+            runs.append((i, i))
+    return runs
 
 
 def _enqueue(conn: sqlite3.Connection, tenant: str, messages: Sequence[OutboxMessage],

@@ -200,6 +200,11 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     """
     ALTER TABLE history ADD COLUMN stamps INTEGER NOT NULL DEFAULT 0
     """,
+    # 9: the parked outbox messages of one subscription (storage.base.PARKED), found when its
+    # receiver is probed or comes back; healthy messages never enter this index
+    """
+    CREATE INDEX outbox_parked ON outbox (tenant, subscription_id, id) WHERE due >= 1e12
+    """,
 )
 
 
