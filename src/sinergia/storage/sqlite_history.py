@@ -53,8 +53,12 @@ def add_many(conn: sqlite3.Connection, tenant: str, attr_ids: AttrIds,
         return
     heids, fresh = _entity_rows(conn, tenant,
                                 [(entity_id, types) for entity_id, types, _ in changes])
-    # Entities recorded for the first time have no series yet: only the others are looked up.
-    sids = _known_series(conn, sorted({heid for heid in heids.values() if heid not in fresh}))
+    # Entities recorded for the first time have no series yet: only the others are looked up,
+    # and only for the attributes this call records.
+    aids = attr_ids.of(conn, {item.attr for _, _, instances in changes for item in instances})
+    sids = _known_series(conn, aids, {
+        (heid, item.attr) for entity_id, _, instances in changes
+        if (heid := heids[entity_id]) not in fresh for item in instances})
     (next_sid,) = conn.execute("SELECT coalesce(max(sid), 0) + 1 FROM history_series").fetchone()
     new_series: list[tuple[int, int, str]] = []
     to_ms = lru_cache(maxsize=256)(iso_to_ms)  # most instances of a call share their times
@@ -76,7 +80,6 @@ def add_many(conn: sqlite3.Connection, tenant: str, attr_ids: AttrIds,
                          modified_ms, item.instance_id, int(item.deleted),
                          int(item.created_at is not None), item.numeric, text, stamps))
     if new_series:
-        aids = attr_ids.of(conn, (attr for _, _, attr in new_series))
         conn.executemany("INSERT INTO history_series (sid, heid, aid) VALUES (?, ?, ?)",
                          [(sid, heid, aids[attr]) for sid, heid, attr in new_series])
     conn.executemany("INSERT INTO history (sid, t_ms, modified_ms, instance_id, deleted, created,"
@@ -151,16 +154,21 @@ def _entity_rows(conn: sqlite3.Connection, tenant: str,
     return heids, fresh
 
 
-def _known_series(conn: sqlite3.Connection, heids: list[int]) -> dict[tuple[int, str], int]:
-    """(heid, attribute) → ``history_series.sid`` of every series of these entities."""
+def _known_series(conn: sqlite3.Connection, aids: dict[str, int],
+                  pairs: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    """``history_series.sid`` of each (heid, attribute IRI) pair that has a series, found by
+    its (heid, aid) key: a write of one attribute reads one series, not all of the entity's."""
+    iri_of = {aids[attr]: attr for _, attr in pairs}
     sids: dict[tuple[int, str], int] = {}
-    for chunk in _chunks(heids):
-        marks = ",".join("?" * len(chunk))
-        for sid, heid, attr in conn.execute(
-                f"SELECT s.sid, s.heid, n.iri FROM history_series s JOIN attr_names n "  # noqa: S608
-                f"ON n.aid = s.aid WHERE s.heid IN ({marks})",
-                chunk):
-            sids[heid, attr] = sid
+    for chunk in _chunks(sorted((heid, aids[attr]) for heid, attr in pairs)):
+        # A join with the pairs as constant rows: SQLite answers ``(heid, aid) IN (VALUES …)``
+        # with a scan of the table.
+        values = ",".join(["(?, ?)"] * len(chunk))
+        for sid, heid, aid in conn.execute(
+                f"SELECT s.sid, s.heid, s.aid FROM (VALUES {values}) AS w "  # noqa: S608
+                "JOIN history_series s ON s.heid = w.column1 AND s.aid = w.column2",
+                [key for pair in chunk for key in pair]):
+            sids[heid, iri_of[aid]] = sid
     return sids
 
 
