@@ -82,7 +82,8 @@ class Holds:
         return self._holds.pop(key, None) is not None
 
     def probe_ended(self, key: Key) -> None:
-        """A probe found nothing to send, or broke: the next message is attempted."""
+        """A probe ended without an outcome (the outbox could not be read, or it broke):
+        probed again when next due."""
         hold = self._holds.get(key)
         if hold is not None:
             hold.probing = False

@@ -28,7 +28,7 @@ import ssl
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Final, cast
 from urllib.parse import quote, unquote, urlsplit
 
@@ -67,10 +67,10 @@ def _header_text(value: str) -> str:
     return value
 
 
-@cache
+@lru_cache(maxsize=4096)
 def parse_target(uri: str) -> Target:
-    """The pool key and fixed part of the request of an ``http(s)://`` endpoint; the cache
-    holds one entry per endpoint, and endpoints are few."""
+    """The pool key and fixed part of the request of an ``http(s)://`` endpoint; cached per
+    endpoint (bounded: the URLs come from users' subscriptions)."""
     try:
         parts = urlsplit(uri)
         port = parts.port

@@ -104,10 +104,12 @@ class Settler:
                 while not await self.flush():
                     await anyio.sleep(RETRY_SECONDS)
         finally:
+            # At shutdown a database that does not answer must not hold the exit for ever:
+            # this last write gets 5 s (the inner shield would make the bound void).
             with anyio.CancelScope(shield=True), anyio.move_on_after(5.0):
-                await self.flush()
+                await self.flush(shield=False)
 
-    async def flush(self) -> bool:
+    async def flush(self, *, shield: bool = True) -> bool:
         """Write what is pending in one transaction; False (and kept for the next) if that
         failed."""
         batch, self._pending = self._pending, Pending()
@@ -116,7 +118,7 @@ class Settler:
         try:
             # Shielded: a write cancelled half-way could not tell what it wrote, and the
             # status counts must be written exactly once.
-            with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=shield):
                 await self.store.settle_outbox(batch.done, batch.retry, batch.defer,
                                                list(batch.notes.values()))
         except Exception as exc:

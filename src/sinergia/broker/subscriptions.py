@@ -51,6 +51,7 @@ from sinergia.ngsild.model import Entity, now_iso
 from sinergia.ngsild.notification import RenderCache, build_notification, previous_instances
 from sinergia.ngsild.query import EntityQuery
 from sinergia.ngsild.subscription import (
+    ENTITY_DELETED,
     Subscription,
     apply_patch,
     from_record,
@@ -463,9 +464,13 @@ class Notifier:
                 *key, self.settings.max_entities_per_notification, self.settings.lease_seconds)
         except Exception as exc:
             log.warning("cannot claim parked notifications (%s)", exc)
-            items = []
-        if not items:
             self.holds.probe_ended(key)
+            return
+        if not items:
+            # Nothing is parked (given up, or delivered by another process): keeping the hold
+            # would only probe an empty outbox again and again. Messages parked meanwhile are
+            # adopted again by the next sweep.
+            self.holds.reached(key)
             return
         pending = deque(items)
         group = take_batch(pending, self.settings.max_entities_per_notification)
@@ -563,7 +568,7 @@ class Notifier:
 def _kind(item: OutboxItem) -> tuple[str, str, bool]:
     """Messages of one kind can share a notification: same tenant, subscription and kind of
     trigger (deletions render differently)."""
-    return item.tenant, item.subscription_id, item.payload.get("trigger") == "entityDeleted"
+    return item.tenant, item.subscription_id, item.payload.get("trigger") == ENTITY_DELETED
 
 
 def _entity_ids(item: OutboxItem) -> list[str]:

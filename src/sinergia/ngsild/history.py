@@ -188,7 +188,7 @@ def _record(attr: str, new: Instance, now: str, *, created: bool) -> HistoryInst
     if created:
         stamp = new.get("createdAt")
         created_at = stamp if isinstance(stamp, str) else now
-    return _build(attr, new, INSTANCE_ID_PREFIX + str(_new_uuid()), now, created_at=created_at)
+    return _build(attr, new, new_instance_id(), now, created_at=created_at)
 
 
 def _build(attr: str, instance: Instance, instance_id: str, now: str, *,

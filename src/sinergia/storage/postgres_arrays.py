@@ -56,7 +56,7 @@ class TextArray(BinaryArray):
             super().__init__(len(values), True, [
                 _NULL if e is None else _LENGTH(len(e)) + e for e in encoded])
             return
-        texts = [v.encode() for v in values if v is not None]  # (all: no None, as checked)
+        texts = [v.encode() for v in values]  # type: ignore[union-attr]  # no None: checked
         super().__init__(len(values), False, chain.from_iterable(
             zip(map(_LENGTH, map(len, texts)), texts, strict=True)))
 

@@ -235,9 +235,9 @@ async def write_rows(conn: Conn, tenant: str, rows: list[_Row], partitions: Part
     for row, item in zip(rows, items, strict=True):  # one pass: ten thousand rows a batch
         entities[row.entity_id] = row.types
         row_pairs.append(pairs.setdefault((row.entity_id, item.attr), len(pairs) + 1))
-        modified_ms = to_ms(item.modified_at)
+        t_ms, modified_ms = _times(item, to_ms)
         m.append(modified_ms)
-        t.append(to_ms(item.observed_at) if item.observed_at else modified_ms)
+        t.append(t_ms)
     partitions.require(month_of(modified) for modified in set(m))
     dumps = orjson.dumps
     await conn.execute(_WRITE_ROWS, {

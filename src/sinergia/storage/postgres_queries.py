@@ -335,7 +335,8 @@ async def _geo_query(conn: Conn, how: Plan, geo: GeoPlan, query: EntityQuery) ->
             chunk = [rid for rid in chunk if rid in unsure]
             if not chunk:
                 continue
-        await _add_documents(conn, how, geo, chunk, page, unsure=unsure, whole=True)
+        await _add_documents(conn, how, geo, chunk, page, unsure=unsure, whole=True,
+                             first=len(chunk))
         size = min(2 * size, _SCAN_MAX)
     return page.result(query)
 
@@ -396,12 +397,15 @@ async def _geo_page(conn: Conn, how: Plan, geo: GeoPlan, query: EntityQuery) -> 
 
 
 async def _add_documents(conn: Conn, how: Plan, geo: GeoPlan, candidates: list[int],
-                         page: _Page, *, unsure: set[int], whole: bool = False) -> None:
+                         page: _Page, *, unsure: set[int], whole: bool = False,
+                         first: int | None = None) -> None:
     """Add the documents of ``candidates`` (rids in order) that pass the rest of the query,
-    until the page is full (``whole``: all of them, to count). The entities of ``unsure`` had
-    no matching Point: their other shapes decide, on the document."""
+    until the page is full (``whole``: all of them, to count; ``first``: the size of the
+    first read, by default what the page still wants). The entities of ``unsure`` had no
+    matching Point: their other shapes decide, on the document."""
     keep = how.recheck
-    start, size = 0, max(16, page.wanted - len(page.documents))
+    start = 0
+    size = first if first is not None else max(16, page.wanted - len(page.documents))
     while start < len(candidates) and (whole or not page.full):
         chunk = candidates[start:start + size]
         start += len(chunk)

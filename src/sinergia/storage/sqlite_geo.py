@@ -77,7 +77,7 @@ def _candidates(conn: sqlite3.Connection, tenant: str, query: EntityQuery) -> li
     indexed geometry in the query's box that is not provably out of reach, or (no useful box)
     every entity the rest of the query selects."""
     assert query.geo is not None
-    candidates = geo_candidates_sql(tenant, query)
+    candidates = geo_candidates_sql(query)
     if candidates is None:
         sql, params = select_sql(tenant, replace(query, geo=None), paginate=False,
                                  column="e.rid")

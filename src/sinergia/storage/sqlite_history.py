@@ -160,7 +160,8 @@ def _known_series(conn: sqlite3.Connection, aids: dict[str, int],
     its (heid, aid) key: a write of one attribute reads one series, not all of the entity's."""
     iri_of = {aids[attr]: attr for _, attr in pairs}
     sids: dict[tuple[int, str], int] = {}
-    for chunk in _chunks(sorted((heid, aids[attr]) for heid, attr in pairs)):
+    # 499 pairs a statement: two parameters each, under the 999 of older SQLite builds
+    for chunk in _chunks(sorted((heid, aids[attr]) for heid, attr in pairs), 499):
         # A join with the pairs as constant rows: SQLite answers ``(heid, aid) IN (VALUES …)``
         # with a scan of the table.
         values = ",".join(["(?, ?)"] * len(chunk))

@@ -113,7 +113,7 @@ def select_sql(tenant: str, query: EntityQuery, *, paginate: bool = True,
     return sql, params
 
 
-def geo_candidates_sql(tenant: str, query: EntityQuery) -> tuple[str, Params] | None:
+def geo_candidates_sql(query: EntityQuery) -> tuple[str, Params] | None:
     """``(rid, minx, miny, maxx, maxy)`` of each indexed geometry of the query's GeoProperty
     whose box meets the query's box: the index alone, no entity row nor type is read (the
     documents read afterwards are of the candidates that pass the rest of the query, see
